@@ -1,0 +1,271 @@
+"""The eventsourcing Application that stores operations, and the `Ledger` facade users call."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.utils import Environment, EnvType
+
+from . import commands
+from .domain import CancelRequested, Created, Deleted, Failed, Operation, OperationEvent, Progressed, Succeeded, fold
+from .errors import Code, LedgerError, invalid, not_found
+from .names import validate_name
+from .rendering import render_event, render_operation
+from .store import APPLICATION_NAME, DEFAULT_URL, Backend, decode_event, open_backend, translated_errors
+from .timestamps import Timestamp, now, parse_timestamp
+from .values import JSONObject
+
+
+class LedgerApplication(Application[str]):
+    """eventsourcing's Application, configured only by the ledger's own settings."""
+
+    name = APPLICATION_NAME
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        # Not os.environ: an unrelated PERSISTENCE_MODULE in the shell must not redirect the ledger.
+        return Environment(name, dict(env or {}))
+
+
+class Ledger:
+    """Records operation lifecycles as events and reads them back as Operation JSON.
+
+    >>> with Ledger.open("sqlite:///ledger.db") as lg:
+    ...     lg.create("operations/build-1", verb="build")
+    """
+
+    def __init__(self, backend: Backend, app: LedgerApplication) -> None:
+        self._backend = backend
+        self._app = app
+
+    @classmethod
+    def open(cls, url: str | None = None, *, create: bool = True) -> Ledger:
+        """Open the ledger at `url` (default: $LEDGER_DATABASE_URL, else sqlite:///ledger.db).
+
+        With `create=False` a SQLite file that does not exist is UNAVAILABLE instead of made.
+        """
+        backend = open_backend(url or os.environ.get("LEDGER_DATABASE_URL") or DEFAULT_URL)
+        if not create and not backend.exists():
+            raise LedgerError(Code.UNAVAILABLE, f"no ledger at {backend.redacted_url}; run `ledger init` first")
+        with translated_errors(backend):
+            backend.prepare()
+            app = LedgerApplication(env=backend.environment())
+        return cls(backend, app)
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden."""
+        return self._backend.redacted_url
+
+    # -- commands -------------------------------------------------------------------------------
+
+    def create(
+        self,
+        name: str,
+        *,
+        verb: str | None = None,
+        target: str | None = None,
+        api_version: str | None = None,
+        metadata: JSONObject | str | None = None,
+        lifecycle_fields: str | None = None,
+        request_id: str | None = None,
+        occurred_at: datetime | str | None = None,
+    ) -> JSONObject:
+        """Record Created. Repeated with the same content or request id, returns the existing operation."""
+        name = validate_name(name)
+        values = commands.created_values(
+            verb=verb,
+            target=target,
+            api_version=api_version,
+            metadata=metadata,
+            lifecycle_fields=lifecycle_fields,
+            request_id=request_id,
+        )
+        when = _when(occurred_at)
+        with translated_errors(self._backend):
+            for attempt in range(2):
+                existing = self._find(name)
+                if existing is not None:
+                    return self._repeated_create(existing, values)
+                op = Operation.create(name, when, values)
+                try:
+                    self._app.save(op)
+                except Exception as e:  # a concurrent create won; answer as a repeat would
+                    if attempt or not _is_conflict(e):
+                        raise
+                    continue
+                return render_operation(op)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def progress(
+        self,
+        name: str,
+        *,
+        status_detail: str | None = None,
+        progress_percent: int | None = None,
+        metadata_patch: JSONObject | str | None = None,
+        occurred_at: datetime | str | None = None,
+    ) -> JSONObject:
+        """Record Progressed: a status detail, a percentage, and/or an RFC 7396 metadata patch."""
+        name = validate_name(name)
+        when = _when(occurred_at)
+        with translated_errors(self._backend):
+            op = self._load(name)
+            values = commands.progressed_values(
+                op, status_detail=status_detail, progress_percent=progress_percent, metadata_patch=metadata_patch
+            )
+            return self._record(op, Progressed, when, values)
+
+    def cancel(self, name: str, *, occurred_at: datetime | str | None = None) -> JSONObject:
+        """Record CancelRequested; asking again while it stands records nothing."""
+        name = validate_name(name)
+        when = _when(occurred_at)
+        with translated_errors(self._backend):
+            op = self._load(name)
+            if op.cancel_requested and not op.done and not op.deleted:
+                return render_operation(op)
+            return self._record(op, CancelRequested, when, {})
+
+    def succeed(
+        self, name: str, *, response: JSONObject | str | None = None, occurred_at: datetime | str | None = None
+    ) -> JSONObject:
+        """Record Succeeded with `response` (an Any; google.protobuf.Empty when not given)."""
+        name = validate_name(name)
+        values = commands.succeeded_values(response)
+        when = _when(occurred_at)
+        with translated_errors(self._backend):
+            return self._record(self._load(name), Succeeded, when, values)
+
+    def fail(
+        self,
+        name: str,
+        *,
+        code: int | str,
+        message: str = "",
+        details: Iterable[JSONObject] | str = (),
+        occurred_at: datetime | str | None = None,
+    ) -> JSONObject:
+        """Record Failed with a google.rpc.Status; `code` is a number 1..16 or a name such as CANCELLED."""
+        name = validate_name(name)
+        values = commands.failed_values(code, message, details)
+        when = _when(occurred_at)
+        with translated_errors(self._backend):
+            return self._record(self._load(name), Failed, when, values)
+
+    def delete(self, name: str, *, occurred_at: datetime | str | None = None) -> None:
+        """Record Deleted: the operation leaves get and list; its history stays for audit."""
+        name = validate_name(name)
+        when = _when(occurred_at)
+        with translated_errors(self._backend):
+            self._record(self._load(name), Deleted, when, {})
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def get(self, name: str, *, as_of: datetime | str | int | None = None) -> JSONObject:
+        """The Operation JSON now, or as of a version (int) or an occurredAt time (datetime or RFC 3339)."""
+        name = validate_name(name)
+        with translated_errors(self._backend):
+            events = self._events(name)
+            if isinstance(as_of, bool):
+                raise invalid("as_of", "give a version number or a time")
+            if isinstance(as_of, int):
+                if as_of < 1:
+                    raise invalid("version", f"{as_of} is not a version; versions start at 1")
+                if as_of > len(events):
+                    raise LedgerError(Code.NOT_FOUND, f"operation {name!r} has no version {as_of} (latest: {len(events)})")
+                events = events[:as_of]
+            elif as_of is not None:
+                cutoff = parse_timestamp(as_of, "as_of")
+                events = [e for e in events if e.occurred_at <= cutoff]
+            op = fold(events)
+        if op is None or op.deleted:
+            raise not_found(name)
+        return render_operation(op)
+
+    def history(self, name: str) -> list[JSONObject]:
+        """Every event of the operation, oldest first, with version, position, recordedAt and hash."""
+        name = validate_name(name)
+        with translated_errors(self._backend):
+            stored = self._backend.select_events(self._app.recorder, name)
+            rendered = [render_event(decode_event(s.event, self._app.mapper.transcoder), s.position) for s in stored]
+        if not rendered:
+            raise not_found(name)
+        return rendered
+
+    def wait(self, name: str, *, timeout: float | None = None, poll_interval: float = 0.2) -> JSONObject:
+        """Poll until the operation is done or `timeout` seconds pass; return its latest state."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            op = self.get(name)
+            if op.get("done") or (deadline is not None and time.monotonic() >= deadline):
+                return op
+            pause = poll_interval if deadline is None else min(poll_interval, max(0.0, deadline - time.monotonic()))
+            time.sleep(pause)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._app.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _events(self, name: str) -> list[OperationEvent]:
+        events: list[OperationEvent] = list(self._app.events.get(name))  # type: ignore[arg-type]
+        if not events:
+            raise not_found(name)
+        return events
+
+    def _find(self, name: str) -> Operation | None:
+        try:
+            op: Operation = self._app.repository.get(name)
+        except AggregateNotFoundError:
+            return None
+        return op
+
+    def _load(self, name: str) -> Operation:
+        op = self._find(name)
+        if op is None:
+            raise not_found(name)
+        return op
+
+    def _record(self, op: Operation, event_class: type[OperationEvent], when: Timestamp, values: JSONObject) -> JSONObject:
+        op.trigger(event_class, when, **values)
+        self._app.save(op)
+        return render_operation(op)
+
+    def _repeated_create(self, existing: Operation, values: JSONObject) -> JSONObject:
+        if existing.deleted:
+            raise LedgerError(Code.FAILED_PRECONDITION, f"operation {existing.name!r} was deleted; a name is created once")
+        same_request = values["request_id"] is not None and values["request_id"] == existing.request_id
+        first = next(iter(self._app.events.get(existing.name, lte=1)))
+        assert isinstance(first, Created)
+        if same_request or _created_content(first) == values:
+            return render_operation(existing)
+        raise LedgerError(
+            Code.ALREADY_EXISTS, f"operation {existing.name!r} already exists with different content"
+        )
+
+
+def _created_content(event: Created) -> dict[str, Any]:
+    return {attr: getattr(event, attr) for attr in Created.KEYS}
+
+
+def _when(occurred_at: datetime | str | None) -> Timestamp:
+    return now() if occurred_at is None else parse_timestamp(occurred_at, "occurredAt")
+
+
+def _is_conflict(error: Exception) -> bool:
+    from eventsourcing.persistence import RecordConflictError
+
+    return isinstance(error, RecordConflictError)

@@ -1,0 +1,324 @@
+"""The Operation aggregate, its six events, and the lifecycle rules. Pure: no I/O.
+
+Events follow eventsourcing's protocols (`originator_id`, `originator_version`, `timestamp`,
+`mutate`), so the library's repository and event store persist and rebuild them; they are plain frozen
+dataclasses rather than `Aggregate.Event` subclasses because their stored form is the SPEC event JSON,
+their topics are pinned strings, and each carries a hash chained to the one before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, ClassVar
+
+from . import chain
+from .errors import Code, LedgerError
+from .timestamps import Timestamp, format_timestamp, from_datetime, parse_timestamp, to_datetime
+from .values import EMPTY, JSONObject, merge_patch
+
+COMMON_METADATA_TYPE = "type.googleapis.com/google.cloud.common.OperationMetadata"
+LIFECYCLE_FIELDS = ("common", "per-api", "none")
+# The metadata keys the ledger maintains under each convention, in proto field order.
+OWNED_KEYS: dict[str, tuple[str, ...]] = {
+    "common": ("createTime", "endTime", "target", "verb", "statusDetail", "cancelRequested", "apiVersion"),
+    "per-api": ("createTime", "endTime", "target", "verb", "statusMessage", "requestedCancellation", "apiVersion"),
+    "none": (),
+}
+
+
+class State(Enum):
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    DELETED = "DELETED"
+
+
+@dataclass
+class Operation:
+    """Current state of one operation, folded from its events. `id` is its resource name."""
+
+    id: str
+    version: int = 0
+    last_hash: str = chain.GENESIS
+    last_occurred_at: Timestamp = Timestamp(0)
+    create_time: Timestamp = Timestamp(0)
+    end_time: Timestamp | None = None
+    verb: str | None = None
+    target: str | None = None
+    api_version: str | None = None
+    request_id: str | None = None
+    metadata: JSONObject | None = None  # None: the ledger's own OperationMetadata
+    lifecycle_fields: str = "common"
+    status_detail: str | None = None
+    progress_percent: int | None = None
+    cancel_requested: bool = False
+    response: JSONObject | None = None
+    error: JSONObject | None = None
+    deleted: bool = False
+    pending: list[OperationEvent] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.id
+
+    @property
+    def done(self) -> bool:
+        return self.response is not None or self.error is not None
+
+    @property
+    def state(self) -> State:
+        if self.deleted:
+            return State.DELETED
+        if self.response is not None:
+            return State.SUCCEEDED
+        if self.error is not None:
+            return State.CANCELLED if self.error["code"] == Code.CANCELLED else State.FAILED
+        return State.RUNNING
+
+    @classmethod
+    def create(cls, name: str, occurred_at: Timestamp, values: JSONObject) -> Operation:
+        """A new operation whose first, pending event is Created."""
+        event = Created.next_after(None, name, occurred_at, values)
+        refuse_if_broken(None, event)
+        op = event.mutate(None)
+        assert op is not None
+        op.pending.append(event)
+        return op
+
+    def collect_events(self) -> list[OperationEvent]:
+        """eventsourcing's protocol: hand over the events not yet saved."""
+        collected, self.pending = self.pending, []
+        return collected
+
+    def trigger(self, event_class: type[OperationEvent], occurred_at: Timestamp, **values: Any) -> None:
+        """Build the next event, refuse it if it breaks a rule, else apply it and keep it pending."""
+        event = event_class.next_after(self, self.id, occurred_at, values)
+        refuse_if_broken(self, event)
+        event.mutate(self)
+        self.pending.append(event)
+
+
+@dataclass(frozen=True)
+class OperationEvent:
+    """What every event carries. `timestamp` is when it was recorded; `occurred_at` is domain time."""
+
+    originator_id: str
+    originator_version: int
+    timestamp: datetime
+    occurred_at: Timestamp
+    hash: str
+
+    TYPE: ClassVar[str]
+    TOPIC: ClassVar[str]  # stored with each event; never derived from the module path
+    KEYS: ClassVar[dict[str, str]] = {}  # attribute -> event JSON key, in JSON order
+
+    @property
+    def name(self) -> str:
+        return self.originator_id
+
+    def values(self) -> JSONObject:
+        """The type's own fields as event JSON, unset ones omitted."""
+        out: JSONObject = {}
+        for attribute, key in self.KEYS.items():
+            value = getattr(self, attribute)
+            if value is not None:
+                out[key] = value
+        return out
+
+    def body(self) -> JSONObject:
+        """The event JSON without the output-only position and hash: what the hash covers."""
+        return {
+            "type": self.TYPE,
+            "name": self.name,
+            "occurredAt": format_timestamp(self.occurred_at),
+            **self.values(),
+            "version": self.originator_version,
+            "recordedAt": format_timestamp(from_datetime(self.timestamp)),
+        }
+
+    def expected_hash(self, previous: str) -> str:
+        return chain.link(previous, self.body())
+
+    @classmethod
+    def next_after(
+        cls, op: Operation | None, name: str, occurred_at: Timestamp, values: JSONObject
+    ) -> OperationEvent:
+        version = op.version + 1 if op else 1
+        previous = op.last_hash if op else chain.GENESIS
+        unhashed = cls(name, version, datetime.now(UTC), occurred_at, "", **values)
+        return replace(unhashed, hash=unhashed.expected_hash(previous))
+
+    def mutate(self, op: Operation | None) -> Operation | None:
+        """eventsourcing's projector protocol: evolve the operation by this event."""
+        assert op is not None, f"{self.TYPE} before Created"
+        self.apply(op)
+        op.version = self.originator_version
+        op.last_hash = self.hash
+        op.last_occurred_at = self.occurred_at
+        return op
+
+    def apply(self, op: Operation) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Created(OperationEvent):
+    verb: str | None = None
+    target: str | None = None
+    api_version: str | None = None
+    metadata: JSONObject | None = None
+    lifecycle_fields: str | None = None
+    request_id: str | None = None
+
+    TYPE = "Created"
+    TOPIC = "ledger.Created"
+    KEYS = {
+        "verb": "verb",
+        "target": "target",
+        "api_version": "apiVersion",
+        "metadata": "metadata",
+        "lifecycle_fields": "lifecycleFields",
+        "request_id": "requestId",
+    }
+
+    def mutate(self, op: Operation | None) -> Operation | None:
+        return super().mutate(Operation(self.originator_id))
+
+    def apply(self, op: Operation) -> None:
+        op.create_time = self.occurred_at
+        op.verb, op.target, op.api_version = self.verb, self.target, self.api_version
+        op.metadata, op.request_id = self.metadata, self.request_id
+        op.lifecycle_fields = self.lifecycle_fields or default_lifecycle_fields(self.metadata)
+
+
+@dataclass(frozen=True)
+class Progressed(OperationEvent):
+    status_detail: str | None = None
+    progress_percent: int | None = None
+    metadata_patch: JSONObject | None = None
+
+    TYPE = "Progressed"
+    TOPIC = "ledger.Progressed"
+    KEYS = {"status_detail": "statusDetail", "progress_percent": "progressPercent", "metadata_patch": "metadataPatch"}
+
+    def apply(self, op: Operation) -> None:
+        if self.status_detail is not None:
+            op.status_detail = self.status_detail
+        if self.progress_percent is not None:
+            op.progress_percent = self.progress_percent
+        if self.metadata_patch is not None and op.metadata is not None:
+            op.metadata = merge_patch(op.metadata, self.metadata_patch)
+
+
+@dataclass(frozen=True)
+class CancelRequested(OperationEvent):
+    TYPE = "CancelRequested"
+    TOPIC = "ledger.CancelRequested"
+
+    def apply(self, op: Operation) -> None:
+        op.cancel_requested = True
+
+
+@dataclass(frozen=True)
+class Succeeded(OperationEvent):
+    response: JSONObject = field(default_factory=lambda: dict(EMPTY))
+
+    TYPE = "Succeeded"
+    TOPIC = "ledger.Succeeded"
+    KEYS = {"response": "response"}
+
+    def apply(self, op: Operation) -> None:
+        op.response = self.response
+        op.end_time = self.occurred_at
+
+
+@dataclass(frozen=True)
+class Failed(OperationEvent):
+    error: JSONObject = field(default_factory=dict)
+
+    TYPE = "Failed"
+    TOPIC = "ledger.Failed"
+    KEYS = {"error": "error"}
+
+    def apply(self, op: Operation) -> None:
+        op.error = self.error
+        op.end_time = self.occurred_at
+
+
+@dataclass(frozen=True)
+class Deleted(OperationEvent):
+    TYPE = "Deleted"
+    TOPIC = "ledger.Deleted"
+
+    def apply(self, op: Operation) -> None:
+        op.deleted = True
+
+
+EVENT_TYPES: dict[str, type[OperationEvent]] = {
+    cls.TYPE: cls for cls in (Created, Progressed, CancelRequested, Succeeded, Failed, Deleted)
+}
+EVENTS_BY_TOPIC: dict[str, type[OperationEvent]] = {cls.TOPIC: cls for cls in EVENT_TYPES.values()}
+
+
+def default_lifecycle_fields(metadata: JSONObject | None) -> str:
+    """The ledger's own OperationMetadata gets `common`; a creator's own type is left alone."""
+    if metadata is None or metadata.get("@type") == COMMON_METADATA_TYPE:
+        return "common"
+    return "none"
+
+
+def broken_rule(op: Operation | None, event: OperationEvent) -> tuple[Code, str] | None:
+    """Which SPEC §2 rule `event` breaks when applied after `op`, if any.
+
+    Commands refuse such an event; audit reports it in stored history.
+    """
+    name = event.name
+    if isinstance(event, Created):
+        if op is not None:
+            return Code.FAILED_PRECONDITION, f"operation {name!r} was already created; a name is created once"
+    elif op is None:
+        return Code.FAILED_PRECONDITION, f"{event.TYPE} before Created for operation {name!r}"
+    elif op.deleted:
+        return Code.FAILED_PRECONDITION, f"operation {name!r} was deleted; nothing follows Deleted"
+    elif op.done and not isinstance(event, Deleted):
+        return Code.FAILED_PRECONDITION, f"operation {name!r} is done ({op.state.value}); {event.TYPE} not allowed"
+    elif isinstance(event, CancelRequested) and op.cancel_requested:
+        return Code.FAILED_PRECONDITION, f"cancellation of {name!r} was already requested"
+    if isinstance(event, Failed) and not 1 <= event.error.get("code", 0) <= 16:
+        return Code.INVALID_ARGUMENT, f"error.code: {event.error.get('code')!r} is not an error code 1..16"
+    if op is not None and event.occurred_at < op.last_occurred_at:
+        return Code.INVALID_ARGUMENT, (
+            f"occurredAt: {format_timestamp(event.occurred_at)} is before the previous event's "
+            f"{format_timestamp(op.last_occurred_at)}; time never goes backwards within an operation"
+        )
+    return None
+
+
+def refuse_if_broken(op: Operation | None, event: OperationEvent) -> None:
+    broken = broken_rule(op, event)
+    if broken:
+        raise LedgerError(*broken)
+
+
+def fold(events: list[OperationEvent]) -> Operation | None:
+    op: Operation | None = None
+    for event in events:
+        op = event.mutate(op)
+    return op
+
+
+def event_from_json(name: str, version: int, event_type: type[OperationEvent], payload: JSONObject) -> OperationEvent:
+    """Rebuild an event from its stored payload (the event JSON less type, name and version)."""
+    values = {attr: payload.get(key) for attr, key in event_type.KEYS.items() if key in payload}
+    recorded = to_datetime(parse_timestamp(payload["recordedAt"], "recordedAt"))
+    return event_type(
+        name,
+        version,
+        recorded,
+        parse_timestamp(payload["occurredAt"], "occurredAt"),
+        payload.get("hash", ""),
+        **values,
+    )

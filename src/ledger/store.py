@@ -1,0 +1,296 @@
+"""Where events live: database URLs, the orjson transcoder and event mapper, and the two backends.
+
+`Backend` is the interface; `SQLiteBackend` and `PostgresBackend` turn a URL into eventsourcing
+settings and answer the few reads eventsourcing has no call for (an operation's events with their
+global positions).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import orjson
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    Mapper,
+    MapperDeserialisationError,
+    StoredEvent,
+    Transcoder,
+)
+
+from .domain import EVENTS_BY_TOPIC, OperationEvent, event_from_json
+from .errors import Code, LedgerError, invalid
+
+DEFAULT_URL = "sqlite:///ledger.db"
+APPLICATION_NAME = "ledger"  # eventsourcing names the PostgreSQL tables after it: ledger_events
+_SOCKET_DIRS = ("/var/run/postgresql", "/run/postgresql", "/tmp")
+
+
+class OrjsonTranscoder(Transcoder):
+    """Event payloads are plain JSON (the SPEC event JSON), so orjson alone encodes them."""
+
+    def encode(self, obj: Any) -> bytes:
+        return orjson.dumps(obj)
+
+    def decode(self, data: bytes) -> Any:
+        return orjson.loads(data)
+
+
+class EventMapper(Mapper[str]):
+    """Stores each event as its pinned topic and its event JSON less type, name and version.
+
+    Those three live in the row itself (topic, originator_id, originator_version), so a payload can
+    never disagree with the row that holds it without the hash chain noticing.
+    """
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        event: OperationEvent = domain_event
+        body = event.body()
+        payload = {k: v for k, v in body.items() if k not in ("type", "name", "version")}
+        payload["hash"] = event.hash
+        return StoredEvent(event.name, event.originator_version, event.TOPIC, self.transcoder.encode(payload))
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        return decode_event(stored_event, self.transcoder)
+
+
+def decode_event(stored: StoredEvent, transcoder: Transcoder) -> OperationEvent:
+    name, version = str(stored.originator_id), stored.originator_version
+    try:
+        event_type = EVENTS_BY_TOPIC[stored.topic]
+        return event_from_json(name, version, event_type, transcoder.decode(stored.state))
+    except (KeyError, TypeError, ValueError, LedgerError) as e:
+        msg = f"stored event {name!r} version {version} (topic {stored.topic!r}) cannot be decoded: {e}"
+        raise MapperDeserialisationError(msg) from e
+
+
+@dataclass(frozen=True)
+class PositionedEvent:
+    position: int
+    event: StoredEvent
+
+
+class Backend(ABC):
+    """One kind of database, reached through one URL."""
+
+    url: str
+
+    @abstractmethod
+    def environment(self) -> dict[str, str]:
+        """eventsourcing settings for this database."""
+
+    def prepare(self) -> None:
+        """Make what eventsourcing does not create itself (a PostgreSQL schema)."""
+
+    def exists(self) -> bool:
+        return True
+
+    @abstractmethod
+    def select_events(self, recorder: ApplicationRecorder, name: str) -> list[PositionedEvent]:
+        """One operation's stored events with their global positions, oldest first."""
+
+    @property
+    @abstractmethod
+    def redacted_url(self) -> str:
+        """The URL as it may be shown: never with a password."""
+
+    def _common(self) -> dict[str, str]:
+        return {
+            "ORIGINATOR_ID_TYPE": "text",  # the operation name is the aggregate id
+            "TRANSCODER_TOPIC": "ledger.store:OrjsonTranscoder",
+            "MAPPER_TOPIC": "ledger.store:EventMapper",
+        }
+
+
+class SQLiteBackend(Backend):
+    def __init__(self, url: str, path: str) -> None:
+        self.url, self.path = url, path
+
+    @property
+    def redacted_url(self) -> str:
+        return self.url
+
+    def environment(self) -> dict[str, str]:
+        return {
+            **self._common(),
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": self.path,
+            "SQLITE_LOCK_TIMEOUT": "10",
+        }
+
+    def exists(self) -> bool:
+        return self.path == ":memory:" or os.path.exists(self.path)
+
+    def select_events(self, recorder: ApplicationRecorder, name: str) -> list[PositionedEvent]:
+        table = recorder.events_table_name  # type: ignore[attr-defined]
+        statement = f"SELECT rowid, originator_version, topic, state FROM {table} WHERE originator_id = ? ORDER BY originator_version"  # noqa: S608 - table name is eventsourcing's constant
+        with recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+            cursor.execute(statement, (name,))
+            rows = cursor.fetchall()
+        return [PositionedEvent(row[0], StoredEvent(name, row[1], row[2], row[3])) for row in rows]
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    user: str
+    password: str
+    host: str
+    port: int
+    dbname: str
+    schema: str
+
+
+class PostgresBackend(Backend):
+    def __init__(self, url: str, settings: PostgresSettings) -> None:
+        self.url, self.settings = url, settings
+
+    @property
+    def redacted_url(self) -> str:
+        s = self.settings
+        auth = quote(s.user) + (":***" if s.password else "")
+        socket = s.host.startswith("/")
+        params = ([f"host={s.host}"] if socket else []) + ([f"schema={s.schema}"] if s.schema else [])
+        query = "?" + "&".join(params) if params else ""
+        return f"postgresql://{auth}@{'' if socket else s.host}:{s.port}/{s.dbname}{query}"
+
+    def environment(self) -> dict[str, str]:
+        s = self.settings
+        env = {
+            **self._common(),
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": s.dbname,
+            "POSTGRES_HOST": s.host,
+            "POSTGRES_PORT": str(s.port),
+            "POSTGRES_USER": s.user,
+            "POSTGRES_PASSWORD": s.password,
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_POOL_SIZE": "2",
+            "POSTGRES_MAX_OVERFLOW": "8",
+        }
+        if s.schema:
+            env["POSTGRES_SCHEMA"] = s.schema
+        return env
+
+    def connect(self) -> Any:
+        import psycopg
+
+        s = self.settings
+        return psycopg.connect(
+            host=s.host, port=s.port, user=s.user, password=s.password or None, dbname=s.dbname, connect_timeout=5
+        )
+
+    def prepare(self) -> None:
+        if not self.settings.schema:
+            return
+        import psycopg
+        from eventsourcing.persistence import OperationalError
+        from psycopg import sql
+
+        try:
+            with self.connect() as conn:
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.settings.schema)))
+        except psycopg.Error as e:
+            raise OperationalError(str(e)) from e
+
+    def select_events(self, recorder: ApplicationRecorder, name: str) -> list[PositionedEvent]:
+        from psycopg import sql
+
+        table = sql.Identifier(self.settings.schema or "public", recorder.events_table_name)  # type: ignore[attr-defined]
+        statement = sql.SQL(
+            "SELECT notification_id, originator_version, topic, state FROM {} "
+            "WHERE originator_id = %s ORDER BY originator_version"
+        ).format(table)
+        with recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+            cursor.execute(statement, (name,))
+            rows = cursor.fetchall()
+        return [
+            PositionedEvent(
+                row["notification_id"],
+                StoredEvent(name, row["originator_version"], row["topic"], bytes(row["state"])),
+            )
+            for row in rows
+        ]
+
+
+def open_backend(url: str) -> Backend:
+    """`sqlite:///relative.db`, `sqlite:////absolute.db`, `postgresql://user:pass@host:port/db`
+    (also `postgres://`; `?host=/socket/dir`; `?schema=NAME`)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise invalid("database URL", "expected sqlite:///PATH or postgresql://USER@HOST/DB")
+    scheme = scheme.lower()
+    if scheme == "sqlite":
+        if not rest.startswith("/") or len(rest) < 2:
+            raise invalid("database URL", "a SQLite URL is sqlite:///relative.db or sqlite:////absolute.db")
+        return SQLiteBackend(url, rest[1:])
+    if scheme in ("postgresql", "postgres"):
+        return PostgresBackend(url, _postgres_settings(url))
+    raise invalid("database URL", f"unsupported scheme {scheme!r}; use sqlite or postgresql")
+
+
+def _postgres_settings(url: str) -> PostgresSettings:
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = set(query) - {"host", "schema", "port", "user", "password", "dbname"}
+    if unknown:
+        raise invalid("database URL", f"unknown parameter(s) {', '.join(sorted(unknown))}")
+    user = unquote(parts.username or "") or query.get("user") or getpass.getuser()
+    try:
+        port = int(query.get("port") or parts.port or 5432)
+    except ValueError:
+        raise invalid("database URL", "the port is not a number") from None
+    return PostgresSettings(
+        user=user,
+        password=unquote(parts.password or "") or query.get("password", ""),
+        host=query.get("host") or parts.hostname or _default_socket_dir(),
+        port=port,
+        dbname=unquote(parts.path.lstrip("/")) or query.get("dbname") or user,
+        schema=query.get("schema", ""),
+    )
+
+
+def _default_socket_dir() -> str:
+    """As libpq does: no host means the local socket."""
+    return next((d for d in _SOCKET_DIRS if os.path.exists(os.path.join(d, ".s.PGSQL.5432"))), "localhost")
+
+
+@contextmanager
+def translated_errors(backend: Backend) -> Iterator[None]:
+    """Storage failures as google.rpc codes; a password never appears in a message."""
+    from eventsourcing.persistence import (
+        IntegrityError,
+        InterfaceError,
+        OperationalError,
+        PersistenceError,
+        RecordConflictError,
+    )
+
+    try:
+        yield
+    except RecordConflictError as e:
+        raise LedgerError(Code.ABORTED, f"another writer changed the operation first; retry ({_scrub(e, backend)})") from None
+    except (OperationalError, InterfaceError) as e:
+        if isinstance(e, IntegrityError):  # pragma: no cover - caught above as a conflict
+            raise
+        text = _scrub(e, backend)
+        if "locked" in text or "busy" in text:
+            raise LedgerError(Code.ABORTED, f"the store is busy with another writer; retry ({text})") from None
+        raise LedgerError(Code.UNAVAILABLE, f"cannot reach {backend.redacted_url}: {text}") from None
+    except PersistenceError as e:
+        raise LedgerError(Code.UNAVAILABLE, f"{backend.redacted_url}: {_scrub(e, backend)}") from None
+    except MapperDeserialisationError as e:
+        raise LedgerError(Code.DATA_LOSS, str(e)) from None
+
+
+def _scrub(error: BaseException, backend: Backend) -> str:
+    text = str(error).strip() or type(error).__name__
+    if isinstance(backend, PostgresBackend) and backend.settings.password:
+        text = text.replace(backend.settings.password, "***")
+    return text
