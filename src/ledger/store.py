@@ -187,15 +187,16 @@ class PostgresBackend(Backend):
         )
 
     def prepare(self) -> None:
-        if not self.settings.schema:
-            return
+        """Connect once up front: a refused or mistyped server fails at once, with libpq's reason."""
         import psycopg
         from eventsourcing.persistence import OperationalError
         from psycopg import sql
 
         try:
             with self.connect() as conn:
-                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.settings.schema)))
+                if self.settings.schema:
+                    schema = sql.Identifier(self.settings.schema)
+                    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
         except psycopg.Error as e:
             raise OperationalError(str(e)) from e
 
