@@ -16,7 +16,7 @@ _REGISTERED = (_timestamp, _details)
 
 
 def _field(name: str, number: int, kind: int, type_name: str = "") -> descriptor_pb2.FieldDescriptorProto:
-    json_name = name.split("_")[0] + "".join(part.title() for part in name.split("_")[1:])
+    json_name = name.split("_", maxsplit=1)[0] + "".join(part.title() for part in name.split("_")[1:])
     field = F(name=name, number=number, type=kind, label=F.LABEL_OPTIONAL, json_name=json_name)  # type: ignore[arg-type]
     if type_name:
         field.type_name = type_name

@@ -40,12 +40,19 @@ def _scenarios(lg: Ledger) -> dict[str, dict[str, Any]]:
 
     custom = {"@type": BUILD_META, "step": "fetch", "stage": {"name": "fetch", "done": 1}}
     rendered["custom"] = lg.create("operations/custom", metadata=custom, occurred_at=T0)
-    rendered["custom-patched"] = lg.progress("operations/custom", metadata_patch={"step": "compile", "stage": {"done": 2}})
+    rendered["custom-patched"] = lg.progress(
+        "operations/custom", metadata_patch={"step": "compile", "stage": {"done": 2}}
+    )
 
     per_api = {"@type": BUILD_META, "step": "fetch"}
     lg.create(
-        "operations/per-api", verb="build", target="builds/1", metadata=per_api, lifecycle_fields="per-api",
-        api_version="v2", occurred_at=T0,
+        "operations/per-api",
+        verb="build",
+        target="builds/1",
+        metadata=per_api,
+        lifecycle_fields="per-api",
+        api_version="v2",
+        occurred_at=T0,
     )
     lg.progress("operations/per-api", status_detail="compiling")
     rendered["per-api-cancel"] = lg.cancel("operations/per-api")
@@ -65,12 +72,12 @@ def test_key_order_done_and_exactly_one_result(ledger: Ledger) -> None:
     for label, operation in _scenarios(ledger).items():
         keys = list(operation)
         assert keys[:2] == ["name", "metadata"], label
-        assert list(operation["metadata"])[0] == "@type", label
+        assert next(iter(operation["metadata"])) == "@type", label
         if operation.get("done"):
             assert operation["done"] is True
             assert len(keys) == 4 and keys[2] == "done" and keys[3] in ("error", "response"), label
             result = operation[keys[3]]
-            assert "@type" not in result or list(result)[0] == "@type"
+            assert "@type" not in result or next(iter(result)) == "@type"
         else:
             assert keys == ["name", "metadata"], label
 
@@ -91,12 +98,15 @@ def test_exact_renderings(ledger: Ledger) -> None:
     assert r["cancelled"]["error"] == {"code": 1}
     assert r["failed"]["error"] == {"code": 8, "message": "quota", "details": [ERROR_INFO]}
     assert r["custom-patched"]["metadata"] == {
-        "@type": BUILD_META, "step": "compile", "stage": {"name": "fetch", "done": 2}
+        "@type": BUILD_META,
+        "step": "compile",
+        "stage": {"name": "fetch", "done": 2},
     }
     per_api = r["per-api-done"]["metadata"]
     assert per_api["statusMessage"] == "compiling"
     assert per_api["requestedCancellation"] is True
-    assert "statusDetail" not in per_api and "cancelRequested" not in per_api
+    assert "statusDetail" not in per_api
+    assert "cancelRequested" not in per_api
     assert r["cancel-requested"]["metadata"]["cancelRequested"] is True
 
 

@@ -87,15 +87,18 @@ def test_second_cancel_records_nothing(ledger: Ledger) -> None:
 def test_time_never_goes_backwards(ledger: Ledger) -> None:
     ledger.create(OP, occurred_at="2026-11-21T10:00:00.000000001Z")
     error = _refused(
-        ledger, Code.INVALID_ARGUMENT, lambda: ledger.progress(OP, status_detail="x", occurred_at=T0), names="occurredAt"
+        ledger,
+        Code.INVALID_ARGUMENT,
+        lambda: ledger.progress(OP, status_detail="x", occurred_at=T0),
+        names="occurredAt",
     )
     assert "2026-11-21T10:00:00.000000001Z" in error.message
     ledger.progress(OP, status_detail="same instant is fine", occurred_at="2026-11-21T10:00:00.000000001Z")
 
 
-@pytest.mark.parametrize("command", sorted(AFTER_END) + ["delete"])
+@pytest.mark.parametrize("command", [*sorted(AFTER_END), "delete"])
 def test_unknown_operation_is_not_found(ledger: Ledger, command: str) -> None:
-    commands = {**AFTER_END, "delete": lambda lg: lg.delete(OP)}
+    commands: dict[str, Callable[[Ledger], object]] = {**AFTER_END, "delete": lambda lg: lg.delete(OP)}
     _refused(ledger, Code.NOT_FOUND, lambda: commands[command](ledger), names=OP)
     _refused(ledger, Code.NOT_FOUND, lambda: ledger.get(OP))
     _refused(ledger, Code.NOT_FOUND, lambda: ledger.history(OP))
@@ -162,19 +165,41 @@ BAD_INPUTS: list[tuple[str, Callable[[Ledger], object], str]] = [
     ("response no @type", lambda lg: lg.succeed(OP, response={"id": 1}), "response"),
     ("response not object", lambda lg: lg.succeed(OP, response="[1]"), "response"),
     ("response bad JSON", lambda lg: lg.succeed(OP, response="{"), "response"),
-    ("Empty with a value", lambda lg: lg.succeed(OP, response={"@type": "type.googleapis.com/google.protobuf.Empty", "value": {}}), "response"),
+    (
+        "Empty with a value",
+        lambda lg: lg.succeed(OP, response={"@type": "type.googleapis.com/google.protobuf.Empty", "value": {}}),
+        "response",
+    ),
     ("metadata no @type", lambda lg: lg.create("operations/new", metadata={"a": 1}), "metadata"),
     ("metadata bad @type", lambda lg: lg.create("operations/new", metadata={"@type": "Build"}), "metadata"),
     ("metadata bad JSON", lambda lg: lg.create("operations/new", metadata="{"), "metadata"),
-    ("metadata owned key", lambda lg: lg.create("operations/new", metadata={"@type": META, "statusMessage": "x"}, lifecycle_fields="per-api"), "metadata.statusMessage"),
+    (
+        "metadata owned key",
+        lambda lg: lg.create(
+            "operations/new", metadata={"@type": META, "statusMessage": "x"}, lifecycle_fields="per-api"
+        ),
+        "metadata.statusMessage",
+    ),
     ("lifecycle unknown", lambda lg: lg.create("operations/new", lifecycle_fields="all"), "lifecycleFields"),
     ("per-api without metadata", lambda lg: lg.create("operations/new", lifecycle_fields="per-api"), "lifecycleFields"),
     ("verb not text", lambda lg: lg.create("operations/new", verb=3), "verb"),  # type: ignore[arg-type]
-    ("patch changes @type", lambda lg: lg.progress("operations/custom", metadata_patch={"@type": "type.googleapis.com/acme.v1.Other"}), "metadataPatch.@type"),
-    ("patch removes @type", lambda lg: lg.progress("operations/custom", metadata_patch={"@type": None}), "metadataPatch.@type"),
+    (
+        "patch changes @type",
+        lambda lg: lg.progress("operations/custom", metadata_patch={"@type": "type.googleapis.com/acme.v1.Other"}),
+        "metadataPatch.@type",
+    ),
+    (
+        "patch removes @type",
+        lambda lg: lg.progress("operations/custom", metadata_patch={"@type": None}),
+        "metadataPatch.@type",
+    ),
     ("patch not object", lambda lg: lg.progress("operations/custom", metadata_patch="[1]"), "metadataPatch"),
     ("patch bad JSON", lambda lg: lg.progress("operations/custom", metadata_patch="{"), "metadataPatch"),
-    ("patch owned key", lambda lg: lg.progress("operations/per-api", metadata_patch={"endTime": T0}), "metadataPatch.endTime"),
+    (
+        "patch owned key",
+        lambda lg: lg.progress("operations/per-api", metadata_patch={"endTime": T0}),
+        "metadataPatch.endTime",
+    ),
     ("patch on ledger metadata", lambda lg: lg.progress(OP, metadata_patch={"step": "x"}), "metadataPatch"),
     ("time month 13", lambda lg: lg.progress(OP, status_detail="x", occurred_at="2026-13-01T00:00:00Z"), "occurredAt"),
     ("time words", lambda lg: lg.succeed(OP, occurred_at="yesterday"), "occurredAt"),
@@ -182,7 +207,7 @@ BAD_INPUTS: list[tuple[str, Callable[[Ledger], object], str]] = [
     ("time space", lambda lg: lg.cancel(OP, occurred_at="2026-11-21 10:00:00Z"), "occurredAt"),
     ("time bad offset", lambda lg: lg.cancel(OP, occurred_at="2026-11-21T10:00:00+25:00"), "occurredAt"),
     ("time ten digits", lambda lg: lg.cancel(OP, occurred_at="2026-11-21T10:00:00.1234567891Z"), "occurredAt"),
-    ("naive datetime", lambda lg: lg.delete(OP, occurred_at=datetime(2026, 11, 21)), "occurredAt"),  # noqa: DTZ001
+    ("naive datetime", lambda lg: lg.delete(OP, occurred_at=datetime(2026, 11, 21)), "occurredAt"),
     ("as_of words", lambda lg: lg.get(OP, as_of="then"), "as_of"),
     ("version 0", lambda lg: lg.get(OP, as_of=0), "version"),
 ]

@@ -177,7 +177,9 @@ class Ledger:
                 if as_of < 1:
                     raise invalid("version", f"{as_of} is not a version; versions start at 1")
                 if as_of > len(events):
-                    raise LedgerError(Code.NOT_FOUND, f"operation {name!r} has no version {as_of} (latest: {len(events)})")
+                    raise LedgerError(
+                        Code.NOT_FOUND, f"operation {name!r} has no version {as_of} (latest: {len(events)})"
+                    )
                 events = events[:as_of]
             elif as_of is not None:
                 cutoff = parse_timestamp(as_of, "as_of")
@@ -239,22 +241,24 @@ class Ledger:
             raise not_found(name)
         return op
 
-    def _record(self, op: Operation, event_class: type[OperationEvent], when: Timestamp, values: JSONObject) -> JSONObject:
+    def _record(
+        self, op: Operation, event_class: type[OperationEvent], when: Timestamp, values: JSONObject
+    ) -> JSONObject:
         op.trigger(event_class, when, **values)
         self._app.save(op)
         return render_operation(op)
 
     def _repeated_create(self, existing: Operation, values: JSONObject) -> JSONObject:
         if existing.deleted:
-            raise LedgerError(Code.FAILED_PRECONDITION, f"operation {existing.name!r} was deleted; a name is created once")
+            raise LedgerError(
+                Code.FAILED_PRECONDITION, f"operation {existing.name!r} was deleted; a name is created once"
+            )
         same_request = values["request_id"] is not None and values["request_id"] == existing.request_id
         first = next(iter(self._app.events.get(existing.name, lte=1)))
         assert isinstance(first, Created)
         if same_request or _created_content(first) == values:
             return render_operation(existing)
-        raise LedgerError(
-            Code.ALREADY_EXISTS, f"operation {existing.name!r} already exists with different content"
-        )
+        raise LedgerError(Code.ALREADY_EXISTS, f"operation {existing.name!r} already exists with different content")
 
 
 def _created_content(event: Created) -> dict[str, Any]:

@@ -66,7 +66,7 @@ def succeeded_values(response: object) -> JSONObject:
 def failed_values(code: object, message: object, details: Iterable[object] | str | bytes | None) -> JSONObject:
     if isinstance(details, (str, bytes)):
         details = parse_json(details, "error.details")
-    return {"error": status(code, message, details)}  # type: ignore[arg-type]
+    return {"error": status(code, message, details)}
 
 
 def _metadata_patch(op: Operation, patch: object) -> JSONObject:

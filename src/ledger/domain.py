@@ -36,6 +36,9 @@ class State(Enum):
     DELETED = "DELETED"
 
 
+_NEVER = Timestamp(0)
+
+
 @dataclass
 class Operation:
     """Current state of one operation, folded from its events. `id` is its resource name."""
@@ -43,8 +46,8 @@ class Operation:
     id: str
     version: int = 0
     last_hash: str = chain.GENESIS
-    last_occurred_at: Timestamp = Timestamp(0)
-    create_time: Timestamp = Timestamp(0)
+    last_occurred_at: Timestamp = _NEVER
+    create_time: Timestamp = _NEVER
     end_time: Timestamp | None = None
     verb: str | None = None
     target: str | None = None
@@ -143,9 +146,7 @@ class OperationEvent:
         return chain.link(previous, self.body())
 
     @classmethod
-    def next_after(
-        cls, op: Operation | None, name: str, occurred_at: Timestamp, values: JSONObject
-    ) -> OperationEvent:
+    def next_after(cls, op: Operation | None, name: str, occurred_at: Timestamp, values: JSONObject) -> OperationEvent:
         version = op.version + 1 if op else 1
         previous = op.last_hash if op else chain.GENESIS
         unhashed = cls(name, version, datetime.now(UTC), occurred_at, "", **values)

@@ -1,4 +1,4 @@
-"""Operation and event JSON exactly as SPEC §1–2 and the proto3 JSON mapping print them."""
+"""Operation and event JSON exactly as SPEC §1 and §2 and the proto3 JSON mapping print them."""
 
 from __future__ import annotations
 

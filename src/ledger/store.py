@@ -30,7 +30,7 @@ from .errors import Code, LedgerError, invalid
 
 DEFAULT_URL = "sqlite:///ledger.db"
 APPLICATION_NAME = "ledger"  # eventsourcing names the PostgreSQL tables after it: ledger_events
-_SOCKET_DIRS = ("/var/run/postgresql", "/run/postgresql", "/tmp")
+_SOCKET_DIRS = ("/var/run/postgresql", "/run/postgresql", "/tmp")  # noqa: S108 - libpq's defaults
 
 
 class OrjsonTranscoder(Transcoder):
@@ -86,7 +86,7 @@ class Backend(ABC):
     def environment(self) -> dict[str, str]:
         """eventsourcing settings for this database."""
 
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 - most backends need nothing made
         """Make what eventsourcing does not create itself (a PostgreSQL schema)."""
 
     def exists(self) -> bool:
@@ -130,7 +130,10 @@ class SQLiteBackend(Backend):
 
     def select_events(self, recorder: ApplicationRecorder, name: str) -> list[PositionedEvent]:
         table = recorder.events_table_name  # type: ignore[attr-defined]
-        statement = f"SELECT rowid, originator_version, topic, state FROM {table} WHERE originator_id = ? ORDER BY originator_version"  # noqa: S608 - table name is eventsourcing's constant
+        statement = (
+            f"SELECT rowid, originator_version, topic, state FROM {table} "  # noqa: S608 - eventsourcing's constant
+            "WHERE originator_id = ? ORDER BY originator_version"
+        )
         with recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
             cursor.execute(statement, (name,))
             rows = cursor.fetchall()
@@ -276,7 +279,9 @@ def translated_errors(backend: Backend) -> Iterator[None]:
     try:
         yield
     except RecordConflictError as e:
-        raise LedgerError(Code.ABORTED, f"another writer changed the operation first; retry ({_scrub(e, backend)})") from None
+        raise LedgerError(
+            Code.ABORTED, f"another writer changed the operation first; retry ({_scrub(e, backend)})"
+        ) from None
     except (OperationalError, InterfaceError) as e:
         if isinstance(e, IntegrityError):  # pragma: no cover - caught above as a conflict
             raise

@@ -17,9 +17,7 @@ Timestamp = NewType("Timestamp", int)
 
 _NS_PER_S = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
-)
+_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})")
 
 
 def parse_timestamp(value: object, field: str) -> Timestamp:
@@ -56,7 +54,9 @@ def from_datetime(value: datetime, field: str = "time") -> Timestamp:
 def format_timestamp(ts: Timestamp) -> str:
     """As protobuf prints a Timestamp: UTC, `Z`, and 0, 3, 6 or 9 fractional digits."""
     seconds, nanos = divmod(ts, _NS_PER_S)
-    text = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    t = _EPOCH + timedelta(seconds=seconds)
+    # Not strftime: its %Y drops the leading zeros of years before 1000.
+    text = f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
     if nanos == 0:
         return text + "Z"
     if nanos % 1_000_000 == 0:

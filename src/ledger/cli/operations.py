@@ -10,7 +10,7 @@ from ..domain import LIFECYCLE_FIELDS
 from .boundary import emit, emit_lines, open_ledger
 
 
-class JsonArgument(click.ParamType):
+class JsonArgument(click.ParamType):  # type: ignore[type-arg]
     """JSON text given inline or as @FILE; the library parses it so errors name the field."""
 
     name = "JSON|@FILE"
@@ -154,9 +154,7 @@ def succeed(ctx: click.Context, name: str, response: str | None, occurred_at: st
 @click.option("--details", type=JSON, help="JSON list of Any error details.")
 @at_option
 @click.pass_context
-def fail(
-    ctx: click.Context, name: str, code: str, message: str, details: str | None, occurred_at: str | None
-) -> None:
+def fail(ctx: click.Context, name: str, code: str, message: str, details: str | None, occurred_at: str | None) -> None:
     """Record Failed and print the Operation.
 
     \b
