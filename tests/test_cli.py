@@ -158,3 +158,10 @@ def test_installed_console_script(tmp_path: Path) -> None:
     assert missing.returncode == 1
     assert missing.stdout == b""
     assert missing.stderr == b"Error: NOT_FOUND: operation 'operations/q' not found\n"
+
+
+def test_cli_reference_matches_the_commands() -> None:
+    from ledger.cli.reference import render
+
+    reference = Path(__file__).parents[1] / "docs" / "cli.md"
+    assert reference.read_text() == render(cli), "docs/cli.md is stale: python -m ledger.cli.reference > docs/cli.md"
