@@ -9,17 +9,23 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
+import orjson
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.utils import Environment, EnvType
 
 from . import commands
-from .domain import CancelRequested, Created, Deleted, Failed, Operation, OperationEvent, Progressed, Succeeded, fold
+from .domain import CancelRequested, Created, Deleted, Failed, Operation, OperationEvent, Progressed, Succeeded
 from .errors import Code, LedgerError, invalid, not_found
 from .names import validate_name
+from .projections import queries
+from .projections.engine import Progress, ProjectionEngine
+from .projections.views import VIEWS
 from .rendering import render_event, render_operation
 from .store import APPLICATION_NAME, DEFAULT_URL, Backend, decode_event, open_backend, translated_errors
 from .timestamps import Timestamp, now, parse_timestamp
 from .values import JSONObject
+
+History = list[JSONObject]  # named here: inside Ledger, `list` is the list method
 
 
 class LedgerApplication(Application[str]):
@@ -39,9 +45,10 @@ class Ledger:
     ...     lg.create("operations/build-1", verb="build")
     """
 
-    def __init__(self, backend: Backend, app: LedgerApplication) -> None:
+    def __init__(self, backend: Backend, app: LedgerApplication, engine: ProjectionEngine) -> None:
         self._backend = backend
         self._app = app
+        self._engine = engine
 
     @classmethod
     def open(cls, url: str | None = None, *, create: bool = True) -> Ledger:
@@ -55,7 +62,9 @@ class Ledger:
         with translated_errors(backend):
             backend.prepare()
             app = LedgerApplication(env=backend.environment())
-        return cls(backend, app)
+            engine = ProjectionEngine(backend.view_database(), app.mapper.transcoder)
+            engine.ensure()
+        return cls(backend, app, engine)
 
     @property
     def url(self) -> str:
@@ -99,6 +108,7 @@ class Ledger:
                     if attempt or not _is_conflict(e):
                         raise
                     continue
+                self._engine.catch_up()
                 return render_operation(op)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -168,28 +178,74 @@ class Ledger:
 
     def get(self, name: str, *, as_of: datetime | str | int | None = None) -> JSONObject:
         """The Operation JSON now, or as of a version (int) or an occurredAt time (datetime or RFC 3339)."""
-        name = validate_name(name)
-        with translated_errors(self._backend):
-            events = self._events(name)
-            if isinstance(as_of, bool):
-                raise invalid("as_of", "give a version number or a time")
-            if isinstance(as_of, int):
-                if as_of < 1:
-                    raise invalid("version", f"{as_of} is not a version; versions start at 1")
-                if as_of > len(events):
-                    raise LedgerError(
-                        Code.NOT_FOUND, f"operation {name!r} has no version {as_of} (latest: {len(events)})"
-                    )
-                events = events[:as_of]
-            elif as_of is not None:
-                cutoff = parse_timestamp(as_of, "as_of")
-                events = [e for e in events if e.occurred_at <= cutoff]
-            op = fold(events)
-        if op is None or op.deleted:
-            raise not_found(name)
-        return render_operation(op)
+        return orjson.loads(self.get_json(name, as_of=as_of))  # type: ignore[no-any-return]
 
-    def history(self, name: str) -> list[JSONObject]:
+    def get_json(self, name: str, *, as_of: datetime | str | int | None = None) -> bytes:
+        """`get`, as the exact JSON bytes the view stores."""
+        name = validate_name(name)
+        if isinstance(as_of, bool):
+            raise invalid("as_of", "give a version number or a time")
+        if isinstance(as_of, int) and as_of < 1:
+            raise invalid("version", f"{as_of} is not a version; versions start at 1")
+        version = as_of if isinstance(as_of, int) else None
+        when = None if as_of is None or version is not None else parse_timestamp(as_of, "as_of")
+        with translated_errors(self._backend):
+            self._engine.catch_up()
+            with self._engine.db.read() as cursor:
+                d = self._engine.d
+                if version is not None:
+                    body = queries.version_body(cursor, d, name, version)
+                elif when is not None:
+                    body = queries.body_as_of(cursor, d, name, when)
+                else:
+                    body = queries.operation_body(cursor, d, name)
+            if body is None and version is not None:
+                latest = self._latest_version(name)
+                if 0 < latest < version:
+                    raise LedgerError(Code.NOT_FOUND, f"operation {name!r} has no version {version} (latest: {latest})")
+        if body is None:
+            raise not_found(name)
+        return body
+
+    def list(
+        self,
+        parent: str | None = None,
+        *,
+        filter: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+        as_of: datetime | str | None = None,
+    ) -> JSONObject:
+        """One page of ListOperationsResponse JSON: newest createTime first, then by name."""
+        return orjson.loads(  # type: ignore[no-any-return]
+            self.list_json(parent, filter=filter, page_size=page_size, page_token=page_token, as_of=as_of)
+        )
+
+    def list_json(
+        self,
+        parent: str | None = None,
+        *,
+        filter: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+        as_of: datetime | str | None = None,
+    ) -> bytes:
+        """`list`, as JSON bytes assembled from the stored operation bytes."""
+        if not isinstance(filter, str):
+            raise invalid("filter", "must be a string")
+        request = queries.ListRequest(
+            parent=queries.normalize_parent(parent),
+            filter=filter,
+            page_size=page_size,
+            page_token=page_token or "",
+            as_of=None if as_of is None else parse_timestamp(as_of, "as_of"),
+        )
+        with translated_errors(self._backend):
+            self._engine.catch_up()
+            with self._engine.db.read() as cursor:
+                return queries.list_page(cursor, self._engine.d, request)
+
+    def history(self, name: str) -> History:
         """Every event of the operation, oldest first, with version, position, recordedAt and hash."""
         name = validate_name(name)
         with translated_errors(self._backend):
@@ -209,9 +265,35 @@ class Ledger:
             pause = poll_interval if deadline is None else min(poll_interval, max(0.0, deadline - time.monotonic()))
             time.sleep(pause)
 
+    # -- views --------------------------------------------------------------------------------
+
+    def replay(
+        self,
+        projections: Iterable[str] | None = None,
+        *,
+        progress: Progress | None = None,
+        total: Progress | None = None,
+    ) -> None:
+        """Rebuild views from the log into new tables and swap them in; readers keep the old ones meanwhile.
+
+        `progress(n)` is told of every batch applied, `total(n)` of how many events there are to apply.
+        """
+        chosen = [*projections] if projections else [*VIEWS]
+        unknown = [p for p in chosen if p not in VIEWS]
+        if unknown:
+            raise invalid("projection", f"{', '.join(unknown)} is not one of {', '.join(VIEWS)}")
+        with translated_errors(self._backend):
+            self._engine.rebuild(chosen, progress, total)
+
+    def view_lag(self) -> dict[str, int]:
+        """How many log positions each view is behind."""
+        with translated_errors(self._backend):
+            return self._engine.lag()
+
     # -- lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
+        self._engine.db.close()
         self._app.close()
 
     def __enter__(self) -> Ledger:
@@ -222,11 +304,9 @@ class Ledger:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _events(self, name: str) -> list[OperationEvent]:
-        events: list[OperationEvent] = list(self._app.events.get(name))  # type: ignore[arg-type]
-        if not events:
-            raise not_found(name)
-        return events
+    def _latest_version(self, name: str) -> int:
+        latest = self._app.recorder.select_events(name, desc=True, limit=1)
+        return latest[0].originator_version if latest else 0
 
     def _find(self, name: str) -> Operation | None:
         try:

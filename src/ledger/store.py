@@ -27,6 +27,7 @@ from eventsourcing.persistence import (
 
 from .domain import EVENTS_BY_TOPIC, OperationEvent, event_from_json
 from .errors import Code, LedgerError, invalid
+from .projections.database import PostgresViewDatabase, SQLiteViewDatabase, ViewDatabase
 
 DEFAULT_URL = "sqlite:///ledger.db"
 APPLICATION_NAME = "ledger"  # eventsourcing names the PostgreSQL tables after it: ledger_events
@@ -93,6 +94,10 @@ class Backend(ABC):
         return True
 
     @abstractmethod
+    def view_database(self) -> ViewDatabase:
+        """A connection for the views, in the same database as the events."""
+
+    @abstractmethod
     def select_events(self, recorder: ApplicationRecorder, name: str) -> list[PositionedEvent]:
         """One operation's stored events with their global positions, oldest first."""
 
@@ -126,7 +131,10 @@ class SQLiteBackend(Backend):
         }
 
     def exists(self) -> bool:
-        return self.path == ":memory:" or os.path.exists(self.path)
+        return os.path.exists(self.path)
+
+    def view_database(self) -> ViewDatabase:
+        return SQLiteViewDatabase(self.path, "stored_events")
 
     def select_events(self, recorder: ApplicationRecorder, name: str) -> list[PositionedEvent]:
         table = recorder.events_table_name  # type: ignore[attr-defined]
@@ -181,6 +189,9 @@ class PostgresBackend(Backend):
             env["POSTGRES_SCHEMA"] = s.schema
         return env
 
+    def view_database(self) -> ViewDatabase:
+        return PostgresViewDatabase(self.connect, self.settings.schema, f"{APPLICATION_NAME}_events")
+
     def connect(self) -> Any:
         import psycopg
 
@@ -231,8 +242,8 @@ def open_backend(url: str) -> Backend:
         raise invalid("database URL", "expected sqlite:///PATH or postgresql://USER@HOST/DB")
     scheme = scheme.lower()
     if scheme == "sqlite":
-        if not rest.startswith("/") or len(rest) < 2:
-            raise invalid("database URL", "a SQLite URL is sqlite:///relative.db or sqlite:////absolute.db")
+        if not rest.startswith("/") or len(rest) < 2 or ":memory:" in rest:
+            raise invalid("database URL", "a SQLite URL names a file: sqlite:///relative.db or sqlite:////absolute.db")
         return SQLiteBackend(url, rest[1:])
     if scheme in ("postgresql", "postgres"):
         return PostgresBackend(url, _postgres_settings(url))

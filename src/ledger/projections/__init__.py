@@ -1,0 +1,10 @@
+"""The read side: views derived only from the event log, kept current by the projection engine.
+
+- `engine`: pulls the log in batches into the views, tracking its position in the same transaction;
+  rebuilds views into new tables and swaps them in.
+- `views`: the operations view (current Operation JSON per operation) and the versions view (one row
+  per state interval, for time travel and analytics).
+- `rows`: the columns and JSON bytes of a view row.
+- `filters`, `compiler`, `dialects`: AIP-160 filters parsed, then compiled to parameterised SQL.
+- `listing`: list queries with AIP-158 keyset paging.
+"""

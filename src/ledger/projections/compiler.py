@@ -1,0 +1,168 @@
+"""A filter tree compiled to a parameterised SQL condition over the view columns.
+
+Values never enter the SQL text: each becomes a parameter. Semantics, the same on both backends:
+a restriction on a value that is absent (an unset time, error or JSON path), or of another JSON type
+than the value given, is false, and NOT turns false into true. Unset `verb` and `target` are "" as in
+proto3. `:` on text means "contains"; `:*` means "is present"; `*` in an `=` string is a wildcard.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ..errors import LedgerError, error_code
+from ..timestamps import parse_timestamp
+from .dialects import Dialect
+from .filters import And, Node, Not, Or, Restriction, filter_error
+from .rows import STATES, sortable_time
+
+TEXT_FIELDS = {
+    "name": "name",
+    "verb": "verb",
+    "target": "target",
+    "error.message": "error_message",
+    "metadata.@type": "metadata_type",
+    "response.@type": "response_type",
+}
+TIME_FIELDS = {"createTime": "create_time", "endTime": "end_time"}
+JSON_PREFIXES = {"metadata": "metadata", "response": "response"}
+ORDERING = ("=", "!=", "<", "<=", ">", ">=")
+SQL_COMPARATOR = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+_NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
+
+
+@dataclass
+class Condition:
+    sql: str
+    params: list[Any] = field(default_factory=list)
+
+
+def compile_filter(node: Node | None, dialect: Dialect) -> Condition:
+    if node is None:
+        return Condition("TRUE")
+    return _Compiler(dialect).node(node)
+
+
+class _Compiler:
+    def __init__(self, dialect: Dialect) -> None:
+        self.d = dialect
+
+    def node(self, node: Node) -> Condition:
+        if isinstance(node, And | Or):
+            parts = [self.node(part) for part in node.parts]
+            joiner = " AND " if isinstance(node, And) else " OR "
+            return Condition("(" + joiner.join(p.sql for p in parts) + ")", [v for p in parts for v in p.params])
+        if isinstance(node, Not):
+            inner = self.node(node.part)
+            return Condition(f"(NOT {inner.sql})", inner.params)
+        condition = self.restriction(node)
+        return Condition(f"COALESCE(({condition.sql}), FALSE)", condition.params)
+
+    def restriction(self, r: Restriction) -> Condition:
+        member = r.member
+        if member in TEXT_FIELDS:
+            return self.text(TEXT_FIELDS[member], r)
+        if member in TIME_FIELDS:
+            return self.time(TIME_FIELDS[member], r)
+        if member == "done":
+            equal = self.boolean(r)
+            return Condition("state <> 'RUNNING'" if equal else "state = 'RUNNING'")
+        if member == "cancelRequested":
+            return Condition("cancel_requested = ?", [1 if self.boolean(r) else 0])
+        if member == "state":
+            return self.state(r)
+        if member == "error.code":
+            return self.code(r)
+        if member in ("error", "response") and r.comparator == ":" and r.value == "*" and not r.quoted:
+            return Condition("error_code IS NOT NULL" if member == "error" else "response_type IS NOT NULL")
+        prefix, _, path = member.partition(".")
+        if prefix in JSON_PREFIXES and path:
+            return self.json(JSON_PREFIXES[prefix], tuple(path.split(".")), r)
+        raise filter_error(r.position, f"unknown field {member!r}")
+
+    def _comparators(self, r: Restriction, allowed: tuple[str, ...]) -> None:
+        if r.comparator not in allowed:
+            raise filter_error(r.position, f"{r.member} does not take {r.comparator!r} (use {' '.join(allowed)})")
+
+    def text(self, column: str, r: Restriction) -> Condition:
+        if r.comparator == ":":
+            if r.value == "*" and not r.quoted:
+                return Condition(f"{column} IS NOT NULL AND {column} <> ''")
+            return Condition(self.d.contains(column), [r.value])
+        if r.comparator in ("=", "!=") and "*" in r.value:
+            match = self.d.wildcard(column)
+            return Condition(match if r.comparator == "=" else f"NOT ({match})", [self.d.wildcard_pattern(r.value)])
+        return Condition(f"{column} {SQL_COMPARATOR[r.comparator]} ?", [r.value])
+
+    def time(self, column: str, r: Restriction) -> Condition:
+        if r.comparator == ":" and r.value == "*" and not r.quoted:
+            return Condition(f"{column} IS NOT NULL")
+        self._comparators(r, ORDERING)
+        try:
+            value = sortable_time(parse_timestamp(r.value, r.member))
+        except LedgerError:
+            raise filter_error(r.position, f"{r.member} needs an RFC 3339 time, not {r.value!r}") from None
+        return Condition(f"{column} {SQL_COMPARATOR[r.comparator]} ?", [value])
+
+    def boolean(self, r: Restriction) -> bool:
+        """True when the restriction selects the true value."""
+        self._comparators(r, ("=", "!="))
+        if r.value.lower() not in ("true", "false"):
+            raise filter_error(r.position, f"{r.member} is true or false, not {r.value!r}")
+        return (r.value.lower() == "true") == (r.comparator == "=")
+
+    def state(self, r: Restriction) -> Condition:
+        self._comparators(r, ("=", "!="))
+        value = r.value.upper()
+        if value not in STATES:
+            raise filter_error(r.position, f"state is one of {', '.join(STATES)}, not {r.value!r}")
+        return Condition(f"state {SQL_COMPARATOR[r.comparator]} ?", [value])
+
+    def code(self, r: Restriction) -> Condition:
+        if r.comparator == ":" and r.value == "*" and not r.quoted:
+            return Condition("error_code IS NOT NULL")
+        self._comparators(r, ORDERING)
+        try:
+            code = int(error_code(r.value))
+        except LedgerError:
+            raise filter_error(r.position, f"error.code is a number 1..16 or a code name, not {r.value!r}") from None
+        return Condition(f"error_code {SQL_COMPARATOR[r.comparator]} ?", [code])
+
+    def json(self, column: str, segments: tuple[str, ...], r: Restriction) -> Condition:
+        path = self.d.json_path(segments)
+        if r.comparator == ":" and r.value == "*" and not r.quoted:
+            return Condition(self.d.json_exists(column), [path])
+        kind, value = _json_literal(r)
+        if kind == "boolean":
+            self._comparators(r, ("=", "!="))
+            sql = self.d.json_boolean_compare(column, SQL_COMPARATOR[r.comparator])
+            return Condition(sql, [path, path, self.d.json_boolean(value)])
+        if kind == "number":
+            self._comparators(r, ORDERING)
+            sql = self.d.json_number_compare(column, SQL_COMPARATOR[r.comparator])
+            return Condition(sql, [path, path, self.d.number(value)])
+        typed = self.d.json_type_is(column, ("string",))
+        text = self.d.json_text(column)
+        if r.comparator == ":":
+            return Condition(f"{typed} AND {self.d.contains(text)}", [path, path, value])
+        if r.comparator in ("=", "!=") and "*" in value:
+            match = self.d.wildcard(text)
+            match = match if r.comparator == "=" else f"NOT ({match})"
+            return Condition(f"{typed} AND {match}", [path, path, self.d.wildcard_pattern(value)])
+        return Condition(f"{typed} AND {text} {SQL_COMPARATOR[r.comparator]} ?", [path, path, value])
+
+
+def _json_literal(r: Restriction) -> tuple[str, Any]:
+    if r.quoted:
+        return "string", r.value
+    if r.value in ("true", "false"):
+        return "boolean", r.value == "true"
+    if _NUMBER.fullmatch(r.value):
+        try:
+            return "number", Decimal(r.value) if any(c in r.value for c in ".eE") else int(r.value)
+        except InvalidOperation:  # pragma: no cover - the pattern admits only valid numbers
+            pass
+    return "string", r.value

@@ -1,0 +1,132 @@
+"""Connections for the read side, one per ledger: exclusive write transactions and plain reads.
+
+Driver errors leave as eventsourcing's persistence errors, so the application maps storage failures
+to google.rpc codes in one place.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError, OperationalError, PersistenceError
+
+from .dialects import Dialect, PostgresDialect, SQLiteDialect
+
+
+class ViewDatabase(ABC):
+    dialect: Dialect
+    events_table: str
+    position_column: str
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+
+    @abstractmethod
+    def write(self) -> Any:
+        """A context manager giving a cursor inside a transaction that excludes other writers."""
+
+    @abstractmethod
+    def read(self) -> Any:
+        """A context manager giving a cursor for reads."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class SQLiteViewDatabase(ViewDatabase):
+    dialect = SQLiteDialect()
+    position_column = "rowid"
+
+    def __init__(self, path: str, events_table: str) -> None:
+        super().__init__()
+        self.events_table = f'"{events_table}"'
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=10)
+        return self._conn
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            try:
+                cursor = self._connection().cursor()
+                cursor.execute(begin)
+                try:
+                    yield cursor
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+            except sqlite3.IntegrityError as e:
+                raise IntegrityError(e) from e
+            except sqlite3.OperationalError as e:
+                raise OperationalError(e) from e
+            except sqlite3.Error as e:
+                raise PersistenceError(e) from e
+
+    def write(self) -> Any:
+        # IMMEDIATE takes the write lock up front: a deferred transaction that reads first and writes
+        # later fails at once, without waiting, when another writer got in between.
+        return self._transaction("BEGIN IMMEDIATE")
+
+    def read(self) -> Any:
+        return self._transaction("BEGIN")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+class PostgresViewDatabase(ViewDatabase):
+    position_column = "notification_id"
+
+    def __init__(self, connect: Any, schema: str, events_table: str) -> None:
+        super().__init__()
+        self.dialect = PostgresDialect(schema)
+        self.events_table = self.dialect.table(events_table)
+        self._connect = connect
+        self._conn: Any = None
+
+    def _connection(self) -> Any:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = self._connect()
+            self._conn.autocommit = True
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        import psycopg
+
+        with self._lock:
+            try:
+                conn = self._connection()
+                with conn.transaction(), conn.cursor() as cursor:
+                    yield cursor
+            except psycopg.IntegrityError as e:
+                raise IntegrityError(e) from e
+            except psycopg.OperationalError as e:
+                raise OperationalError(e) from e
+            except psycopg.Error as e:
+                raise PersistenceError(e) from e
+
+    def write(self) -> Any:
+        return self._transaction()
+
+    def read(self) -> Any:
+        return self._transaction()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

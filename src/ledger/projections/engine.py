@@ -1,0 +1,274 @@
+"""The projection engine: pulls the log after each view's tracked position, in batches, and writes
+the views' rows and their new position in one transaction, so a crash never applies a batch twice
+or half. Gaps in notification ids (rolled-back inserts) are skipped, never waited for.
+
+A rebuild fills new generation tables from position 0 (resumable batch by batch), adds indexes,
+then points the SQL views at them in one transaction; readers keep the old tables until then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent, Transcoder
+
+from ..domain import Created, Operation, OperationEvent
+from ..store import decode_event
+from .database import ViewDatabase
+from .rows import operation_row, sortable_time
+from .views import VIEWS, Change
+
+PROJECTIONS_TABLE = "ledger_projections"
+CURRENT, BUILDING, RETIRED = "current", "building", "retired"
+BATCH_SIZE = 1000
+_CACHE_LIMIT = 100_000
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Target:
+    view: str
+    generation: int
+    position: int
+
+
+class ProjectionEngine:
+    def __init__(self, db: ViewDatabase, transcoder: Transcoder, batch_size: int = BATCH_SIZE) -> None:
+        self.db, self.d = db, db.dialect
+        self.transcoder = transcoder
+        self.batch_size = batch_size
+        self._states: dict[str, Operation] = {}  # the log's latest state of recently seen operations
+        self._projections = self.d.table(PROJECTIONS_TABLE)
+
+    # -- setting up -----------------------------------------------------------------------------
+
+    def ensure(self) -> None:
+        """Create the tracking table, a first generation of each view, and the SQL views (idempotent)."""
+        with self.db.write() as cursor:
+            self.d.serialize_writers(cursor)
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._projections} (view TEXT NOT NULL, generation INTEGER NOT NULL, "
+                "role TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (view, generation))"
+            )
+            cursor.execute(self.d.sql(f"SELECT view FROM {self._projections} WHERE role = ?"), (CURRENT,))
+            existing = {row[0] for row in cursor.fetchall()}
+            for name, view in VIEWS.items():
+                if name in existing:
+                    continue
+                for statement in (*view.create_statements(self.d, 1), *view.index_statements(self.d, 1)):
+                    cursor.execute(statement)
+                cursor.execute(
+                    self.d.sql(f"INSERT INTO {self._projections} VALUES (?, ?, ?, ?)"), (name, 1, CURRENT, 0)
+                )
+                self._point_sql_view(cursor, name, 1)
+        self._drop_retired()
+
+    def _point_sql_view(self, cursor: Any, name: str, generation: int) -> None:
+        view = VIEWS[name]
+        sql_view = self.d.table(f"ledger_{name}")
+        cursor.execute(f"DROP VIEW IF EXISTS {sql_view}")
+        cursor.execute(f"CREATE VIEW {sql_view} AS SELECT * FROM {self.d.table(view.table(generation))}")
+
+    def _drop_retired(self) -> None:
+        with self.db.write() as cursor:
+            cursor.execute(self.d.sql(f"SELECT view, generation FROM {self._projections} WHERE role = ?"), (RETIRED,))
+            for name, generation in cursor.fetchall():
+                cursor.execute(f"DROP TABLE IF EXISTS {self.d.table(VIEWS[name].table(generation))}")
+                cursor.execute(
+                    self.d.sql(f"DELETE FROM {self._projections} WHERE view = ? AND generation = ?"), (name, generation)
+                )
+
+    # -- catching up ----------------------------------------------------------------------------
+
+    def log_end(self, cursor: Any) -> int:
+        cursor.execute(f"SELECT MAX({self.db.position_column}) FROM {self.db.events_table}")
+        return int(cursor.fetchone()[0] or 0)
+
+    def positions(self, role: str = CURRENT) -> dict[str, int]:
+        with self.db.read() as cursor:
+            cursor.execute(self.d.sql(f"SELECT view, position FROM {self._projections} WHERE role = ?"), (role,))
+            return {row[0]: int(row[1]) for row in cursor.fetchall()}
+
+    def lag(self) -> dict[str, int]:
+        """How many positions each current view is behind the end of the log."""
+        with self.db.read() as cursor:
+            end = self.log_end(cursor)
+        return {view: end - position for view, position in self.positions().items()}
+
+    def catch_up(self, role: str = CURRENT, progress: Progress | None = None) -> int:
+        """Apply everything recorded after the views' positions; return how many events were applied."""
+        applied = 0
+        with self.db.read() as cursor:  # the common case, nothing new, without taking the write lock
+            cursor.execute(self.d.sql(f"SELECT MIN(position) FROM {self._projections} WHERE role = ?"), (role,))
+            row = cursor.fetchone()
+            if row[0] is None or int(row[0]) >= self.log_end(cursor):
+                return 0
+        while True:
+            count = self._apply_batch(role)
+            applied += count
+            if progress and count:
+                progress(count)
+            if count < self.batch_size:
+                return applied
+
+    def _apply_batch(self, role: str) -> int:
+        try:
+            with self.db.write() as cursor:
+                targets = self._lock_targets(cursor, role)
+                if not targets:
+                    return 0
+                start = min(t.position for t in targets)
+                records = self._read_log(cursor, start)
+                if not records:
+                    return 0
+                changes = self._fold(cursor, records)
+                for target in targets:
+                    mine = [c for c in changes if c.position > target.position]
+                    if mine:
+                        VIEWS[target.view].apply(cursor, self.d, target.generation, mine)
+                end = records[-1][0]
+                cursor.execute(
+                    self.d.sql(f"UPDATE {self._projections} SET position = ? WHERE role = ? AND position < ?"),
+                    (end, role, end),
+                )
+                return len(records)
+        except BaseException:
+            self._states.clear()  # states folded for a batch that did not land are not the log's
+            raise
+
+    def _lock_targets(self, cursor: Any, role: str) -> list[Target]:
+        cursor.execute(
+            self.d.sql(f"SELECT view, generation, position FROM {self._projections} WHERE role = ?{self.d.for_update}"),
+            (role,),
+        )
+        return [Target(row[0], int(row[1]), int(row[2])) for row in cursor.fetchall()]
+
+    def _read_log(self, cursor: Any, after: int) -> list[tuple[Any, ...]]:
+        cursor.execute(
+            self.d.sql(
+                f"SELECT {self.db.position_column}, originator_id, originator_version, topic, state "
+                f"FROM {self.db.events_table} WHERE {self.db.position_column} > ? "
+                f"ORDER BY {self.db.position_column} LIMIT ?"
+            ),
+            (after, self.batch_size),
+        )
+        return list(cursor.fetchall())
+
+    def _fold(self, cursor: Any, records: Sequence[tuple[Any, ...]]) -> list[Change]:
+        """Each record as a Change, folding from the operation's state before the batch."""
+        first_version: dict[str, int] = {}
+        for _, name, version, _, _ in records:
+            first_version.setdefault(name, version)
+        missing = [
+            name
+            for name, version in first_version.items()
+            if version > 1 and (name not in self._states or self._states[name].version != version - 1)
+        ]
+        if missing:
+            self._load_states(cursor, missing, first_version)
+        if len(self._states) > _CACHE_LIMIT:
+            self._states = {name: self._states[name] for name in first_version if name in self._states}
+        changes = []
+        for position, name, version, topic, state in records:
+            event = self._decode(name, version, topic, state)
+            op = self._states.get(name) if version > 1 else None
+            if event is None or (op is None) != isinstance(event, Created) or (op and op.version != version - 1):
+                continue  # undecodable or out of order: audit reports it; the views cannot show it
+            op = event.mutate(op)
+            assert op is not None
+            self._states[name] = op
+            row = None if op.deleted else operation_row(op)
+            changes.append(Change(position, name, version, sortable_time(event.occurred_at), row))
+        return changes
+
+    def _load_states(self, cursor: Any, names: list[str], first_version: dict[str, int]) -> None:
+        in_list, as_array = self.d.in_list("originator_id", len(names))
+        cursor.execute(
+            self.d.sql(
+                f"SELECT originator_id, originator_version, topic, state FROM {self.db.events_table} "
+                f"WHERE {in_list} ORDER BY originator_id, originator_version"
+            ),
+            (names,) if as_array else names,
+        )
+        for name, version, topic, state in cursor.fetchall():
+            if version >= first_version[name]:
+                continue
+            event = self._decode(name, version, topic, state)
+            if event is None:
+                continue
+            op = self._states.get(name) if version > 1 else None
+            if (op is None) == isinstance(event, Created):
+                mutated = event.mutate(op)
+                assert mutated is not None
+                self._states[name] = mutated
+
+    def _decode(self, name: str, version: int, topic: str, state: bytes) -> OperationEvent | None:
+        try:
+            return decode_event(StoredEvent(name, version, topic, bytes(state)), self.transcoder)
+        except ValueError:
+            return None
+
+    # -- rebuilding -----------------------------------------------------------------------------
+
+    def rebuild(
+        self, views: Sequence[str], progress: Progress | None = None, total: Callable[[int], None] | None = None
+    ) -> None:
+        """Rebuild `views` from the whole log into new tables, then swap them in atomically.
+
+        Interrupted at any point, running it again resumes where it stopped.
+        """
+        targets = self._start_building(views)
+        if total:
+            with self.db.read() as cursor:
+                total(self.log_end(cursor) - min(t.position for t in targets))
+        self._states.clear()
+        self.catch_up(BUILDING, progress)
+        for target in targets:
+            view = VIEWS[target.view]
+            for statement in view.index_statements(self.d, target.generation):
+                with self.db.write() as cursor:
+                    cursor.execute(statement)
+        self._swap(views)
+        self._drop_retired()
+
+    def _start_building(self, views: Sequence[str]) -> list[Target]:
+        with self.db.write() as cursor:
+            self.d.serialize_writers(cursor)
+            cursor.execute(self.d.sql(f"SELECT view, generation, role, position FROM {self._projections}"))
+            rows = cursor.fetchall()
+            targets = []
+            for name in views:
+                building = [r for r in rows if r[0] == name and r[2] == BUILDING]
+                if building:  # an earlier rebuild stopped part way: go on from its position
+                    targets.append(Target(name, int(building[0][1]), int(building[0][3])))
+                    continue
+                generation = max((int(r[1]) for r in rows if r[0] == name), default=0) + 1
+                for statement in VIEWS[name].create_statements(self.d, generation):
+                    cursor.execute(statement)
+                cursor.execute(
+                    self.d.sql(f"INSERT INTO {self._projections} VALUES (?, ?, ?, ?)"), (name, generation, BUILDING, 0)
+                )
+                targets.append(Target(name, generation, 0))
+            return targets
+
+    def _swap(self, views: Sequence[str]) -> None:
+        """Point the SQL views at the rebuilt tables. The new tables keep their own position, so
+        whatever was recorded after it lands through the next catch-up, as for any view."""
+        with self.db.write() as cursor:
+            self.d.serialize_writers(cursor)
+            self._lock_targets(cursor, CURRENT)
+            for target in self._lock_targets(cursor, BUILDING):
+                if target.view not in views:
+                    continue
+                cursor.execute(
+                    self.d.sql(f"UPDATE {self._projections} SET role = ? WHERE view = ? AND role = ?"),
+                    (RETIRED, target.view, CURRENT),
+                )
+                cursor.execute(
+                    self.d.sql(f"UPDATE {self._projections} SET role = ? WHERE view = ? AND generation = ?"),
+                    (CURRENT, target.view, target.generation),
+                )
+                self._point_sql_view(cursor, target.view, target.generation)

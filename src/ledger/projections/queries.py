@@ -1,0 +1,139 @@
+"""Reads answered by the views: one operation now or as it was, and list pages (AIP-160 filters,
+AIP-158 keyset paging). Results are the stored JSON bytes, never re-encoded."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..errors import LedgerError, invalid
+from ..names import validate_name
+from ..timestamps import Timestamp
+from .compiler import compile_filter
+from .dialects import Dialect
+from .filters import parse_filter
+from .rows import sortable_time
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    parent: str | None  # None: every collection; "": the root collection
+    filter: str
+    page_size: int
+    page_token: str
+    as_of: Timestamp | None
+
+    @property
+    def binding(self) -> str:
+        """What a page token is bound to: a token is valid only for the request that issued it."""
+        key = orjson.dumps([self.parent, self.filter, self.as_of])
+        return hashlib.sha256(key).hexdigest()[:24]
+
+
+def normalize_parent(parent: str | None) -> str | None:
+    """`projects/p` and `projects/p/operations` name the same collection; `operations` is the root."""
+    if parent is None:
+        return None
+    if parent in ("", "operations"):
+        return ""
+    collection = parent.removesuffix("/operations")
+    try:
+        validate_name(f"{collection}/operations/x", "parent")
+    except LedgerError:
+        raise invalid("parent", f"{parent!r} is not a collection such as projects/p/locations/l") from None
+    return collection
+
+
+def page_size(size: int) -> int:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise invalid("page_size", f"{size!r} is not a page size (0 for the default of {DEFAULT_PAGE_SIZE})")
+    return min(size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def operation_body(cursor: Any, d: Dialect, name: str) -> bytes | None:
+    cursor.execute(d.sql(f"SELECT body FROM {d.table('ledger_operations')} WHERE name = ?"), (name,))
+    row = cursor.fetchone()
+    return bytes(row[0]) if row else None
+
+
+def version_body(cursor: Any, d: Dialect, name: str, version: int) -> bytes | None:
+    cursor.execute(
+        d.sql(f"SELECT body FROM {d.table('ledger_versions')} WHERE name = ? AND version = ?"), (name, version)
+    )
+    row = cursor.fetchone()
+    return bytes(row[0]) if row else None
+
+
+def body_as_of(cursor: Any, d: Dialect, name: str, at: Timestamp) -> bytes | None:
+    """The state after every event that occurred at or before `at`."""
+    when = sortable_time(at)
+    cursor.execute(
+        d.sql(
+            f"SELECT body FROM {d.table('ledger_versions')} WHERE name = ? AND valid_from_time <= ? "
+            "AND (valid_to_time IS NULL OR valid_to_time > ?)"
+        ),
+        (name, when, when),
+    )
+    row = cursor.fetchone()
+    return bytes(row[0]) if row else None
+
+
+def list_page(cursor: Any, d: Dialect, request: ListRequest) -> bytes:
+    """One page as ListOperationsResponse JSON bytes."""
+    size = page_size(request.page_size)
+    condition = compile_filter(parse_filter(request.filter), d)
+    where, params = [condition.sql], list(condition.params)
+    if request.parent is not None:
+        where.append("parent = ?")
+        params.append(request.parent)
+    if request.as_of is None:
+        table = d.table("ledger_operations")
+    else:
+        table = d.table("ledger_versions")
+        at = sortable_time(request.as_of)
+        where.append("create_time <= ? AND valid_from_time <= ? AND (valid_to_time IS NULL OR valid_to_time > ?)")
+        params += [at, at, at]
+    after = _decode_token(request.page_token, request.binding) if request.page_token else None
+    if after is not None:
+        where.append("(create_time < ? OR (create_time = ? AND name > ?))")
+        params += [after[0], after[0], after[1]]
+    cursor.execute(
+        d.sql(
+            f"SELECT body, create_time, name FROM {table} WHERE {' AND '.join(where)} "
+            "ORDER BY create_time DESC, name LIMIT ?"
+        ),
+        [*params, size + 1],
+    )
+    rows = cursor.fetchall()
+    page, more = rows[:size], len(rows) > size
+    out = b'{"operations":[' + b",".join(bytes(row[0]) for row in page) + b"]"
+    if more:
+        token = _encode_token(page[-1][1], page[-1][2], request.binding)
+        out += b',"nextPageToken":"' + token.encode() + b'"'
+    return out + b"}"
+
+
+def _encode_token(create_time: str, name: str, binding: str) -> str:
+    raw = orjson.dumps([create_time, name, binding])
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _decode_token(token: str, binding: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        create_time, name, bound = orjson.loads(raw)
+        if not all(isinstance(v, str) for v in (create_time, name, bound)):
+            raise TypeError
+    except (binascii.Error, ValueError, TypeError):
+        raise invalid("page_token", "is not a page token this ledger issued") from None
+    if bound != binding:
+        raise invalid("page_token", "was issued for another parent, filter or as-of; start again without it")
+    return create_time, name

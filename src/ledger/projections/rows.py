@@ -1,0 +1,65 @@
+"""View rows derived from an operation's state: the indexed columns and the served JSON bytes. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..domain import Operation, State
+from ..names import parent_of
+from ..rendering import render_operation
+from ..timestamps import Timestamp, format_timestamp
+
+STATES = tuple(s.value for s in State)
+
+# The columns every view row carries, in this order.
+COLUMNS = (
+    "name",
+    "parent",
+    "state",
+    "verb",
+    "target",
+    "create_time",
+    "end_time",
+    "cancel_requested",
+    "error_code",
+    "error_message",
+    "metadata_type",
+    "response_type",
+    "metadata",
+    "response",
+    "body",
+)
+JSON_COLUMNS = ("metadata", "response")
+
+
+def sortable_time(ts: Timestamp) -> str:
+    """Nine fractional digits always, so that text order is time order in both databases."""
+    text = format_timestamp(ts)
+    seconds, _, fraction = text[:-1].partition(".")
+    return f"{seconds}.{fraction.ljust(9, '0')}Z"
+
+
+def operation_row(op: Operation) -> tuple[Any, ...]:
+    """The COLUMNS of `op` as it is now; `body` holds the exact Operation JSON bytes."""
+    rendered = render_operation(op)
+    response = rendered.get("response")
+    error = op.error
+    return (
+        op.name,
+        parent_of(op.name),
+        op.state.value,
+        op.verb or "",
+        op.target or "",
+        sortable_time(op.create_time),
+        sortable_time(op.end_time) if op.end_time is not None else None,
+        1 if op.cancel_requested else 0,
+        error["code"] if error else None,
+        error.get("message", "") if error else None,
+        rendered["metadata"]["@type"],
+        response["@type"] if response else None,
+        orjson.dumps(rendered["metadata"]).decode(),
+        orjson.dumps(response).decode() if response else None,
+        orjson.dumps(rendered),
+    )

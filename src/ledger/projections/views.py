@@ -1,0 +1,185 @@
+"""The two views and how a batch of changes lands in them.
+
+Each view lives in generation tables (`ledger_operations_g3`), with a SQL view of the plain name
+(`ledger_operations`) over the current generation: a rebuild fills a new generation while readers
+keep the old one, then one transaction points the SQL view at the new tables.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .dialects import Dialect
+from .rows import COLUMNS, JSON_COLUMNS
+
+
+@dataclass(frozen=True)
+class Change:
+    """One event as a view sees it: where it is in the log, and the operation's row after it."""
+
+    position: int
+    name: str
+    version: int
+    occurred_at: str  # sortable time
+    row: tuple[Any, ...] | None  # None: the event deleted the operation
+
+
+def _column_types(d: Dialect) -> dict[str, str]:
+    return {
+        "name": f"{d.text} NOT NULL",
+        "parent": f"{d.text} NOT NULL",
+        "state": f"{d.text} NOT NULL",
+        "verb": f"{d.text} NOT NULL",
+        "target": f"{d.text} NOT NULL",
+        "create_time": f"{d.text} NOT NULL",
+        "end_time": d.text,
+        "cancel_requested": "INTEGER NOT NULL",
+        "error_code": "INTEGER",
+        "error_message": d.text,
+        "metadata_type": f"{d.text} NOT NULL",
+        "response_type": d.text,
+        "metadata": f"{d.json} NOT NULL",
+        "response": d.json,
+        "body": f"{d.blob} NOT NULL",
+    }
+
+
+def _values_placeholders(d: Dialect, columns: Sequence[str]) -> str:
+    cast = "::jsonb" if d.name == "postgresql" else ""
+    return ", ".join(f"?{cast}" if c in JSON_COLUMNS else "?" for c in columns)
+
+
+class View(ABC):
+    """One projection of the log into tables of one generation."""
+
+    name: str
+
+    def table(self, generation: int) -> str:
+        return f"ledger_{self.name}_g{generation}"
+
+    @abstractmethod
+    def create_statements(self, d: Dialect, generation: int) -> list[str]:
+        """The table (primary key only: a rebuild adds secondary indexes after bulk loading)."""
+
+    @abstractmethod
+    def index_statements(self, d: Dialect, generation: int) -> list[str]:
+        """Secondary indexes, each `IF NOT EXISTS` so that an interrupted rebuild can rerun them."""
+
+    @abstractmethod
+    def apply(self, cursor: Any, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
+        """Write a batch of changes (all after this view's position, in log order)."""
+
+    def _index(self, d: Dialect, generation: int, suffix: str, columns: str) -> str:
+        table = self.table(generation)
+        return f'CREATE INDEX IF NOT EXISTS "{table}_{suffix}" ON {d.table(table)} ({columns})'
+
+
+class OperationsView(View):
+    """One row per live operation: its current Operation JSON and every filterable column."""
+
+    name = "operations"
+
+    def create_statements(self, d: Dialect, generation: int) -> list[str]:
+        types = _column_types(d)
+        columns = ", ".join(f"{c} {types[c]}" for c in COLUMNS)
+        return [
+            f"CREATE TABLE IF NOT EXISTS {d.table(self.table(generation))} "
+            f"({columns}, version INTEGER NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (name))"
+        ]
+
+    def index_statements(self, d: Dialect, generation: int) -> list[str]:
+        order = "create_time DESC, name"
+        return [
+            self._index(d, generation, "order", order),
+            self._index(d, generation, "parent", f"parent, {order}"),
+            self._index(d, generation, "state", f"state, {order}"),
+            *(
+                self._index(d, generation, column, column)
+                for column in (
+                    "verb",
+                    "target",
+                    "end_time",
+                    "error_code",
+                    "metadata_type",
+                    "response_type",
+                    "cancel_requested",
+                )
+            ),
+        ]
+
+    def apply(self, cursor: Any, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
+        latest: dict[str, Change] = {}
+        for change in changes:
+            latest[change.name] = change
+        table = d.table(self.table(generation))
+        upserts = [(*c.row, c.version, c.position) for c in latest.values() if c.row is not None]
+        deletes = [(c.name,) for c in latest.values() if c.row is None]
+        if upserts:
+            columns = (*COLUMNS, "version", "position")
+            updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+            cursor.executemany(
+                d.sql(
+                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_values_placeholders(d, columns)}) "
+                    f"ON CONFLICT (name) DO UPDATE SET {updates}"
+                ),
+                upserts,
+            )
+        if deletes:
+            cursor.executemany(d.sql(f"DELETE FROM {table} WHERE name = ?"), deletes)
+
+
+class VersionsView(View):
+    """One row per state interval: valid from an event (position and time) until the next one."""
+
+    name = "versions"
+    KEYS = ("version", "valid_from_position", "valid_to_position", "valid_from_time", "valid_to_time")
+
+    def create_statements(self, d: Dialect, generation: int) -> list[str]:
+        types = _column_types(d)
+        columns = ", ".join(f"{c} {types[c]}" for c in COLUMNS)
+        return [
+            f"CREATE TABLE IF NOT EXISTS {d.table(self.table(generation))} ({columns}, "
+            f"version INTEGER NOT NULL, valid_from_position BIGINT NOT NULL, valid_to_position BIGINT, "
+            f"valid_from_time {d.text} NOT NULL, valid_to_time {d.text}, PRIMARY KEY (name, version))"
+        ]
+
+    def index_statements(self, d: Dialect, generation: int) -> list[str]:
+        order = "create_time DESC, name"
+        return [
+            self._index(d, generation, "order", order),
+            self._index(d, generation, "parent", f"parent, {order}"),
+            self._index(d, generation, "from_position", "valid_from_position"),
+        ]
+
+    def apply(self, cursor: Any, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
+        opened: dict[str, list[Any]] = {}
+        inserts: list[list[Any]] = []
+        closes: list[tuple[Any, ...]] = []
+        for change in changes:
+            previous = opened.pop(change.name, None)
+            if previous is not None:  # the interval began earlier in this batch: close it before writing
+                previous[-3], previous[-1] = change.position, change.occurred_at
+            elif change.version > 1:
+                closes.append((change.position, change.occurred_at, change.name, change.version - 1))
+            if change.row is not None:
+                row = [*change.row, change.version, change.position, None, change.occurred_at, None]
+                inserts.append(row)
+                opened[change.name] = row
+        table = d.table(self.table(generation))
+        if closes:
+            cursor.executemany(
+                d.sql(f"UPDATE {table} SET valid_to_position = ?, valid_to_time = ? WHERE name = ? AND version = ?"),
+                closes,
+            )
+        if inserts:
+            columns = (*COLUMNS, *self.KEYS)
+            cursor.executemany(
+                d.sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_values_placeholders(d, columns)})"),
+                inserts,
+            )
+
+
+VIEWS: dict[str, View] = {view.name: view for view in (OperationsView(), VersionsView())}
