@@ -210,6 +210,15 @@ BAD_INPUTS: list[tuple[str, Callable[[Ledger], object], str]] = [
     ("naive datetime", lambda lg: lg.delete(OP, occurred_at=datetime(2026, 11, 21)), "occurredAt"),
     ("as_of words", lambda lg: lg.get(OP, as_of="then"), "as_of"),
     ("version 0", lambda lg: lg.get(OP, as_of=0), "version"),
+    ("NUL in verb", lambda lg: lg.create("operations/new", verb="a\x00b"), "verb"),
+    ("NUL in detail", lambda lg: lg.progress(OP, status_detail="\x00"), "statusDetail"),
+    ("NUL in message", lambda lg: lg.fail(OP, code=2, message="\x00"), "error.message"),
+    (
+        "NUL in metadata",
+        lambda lg: lg.create("operations/new", metadata={"@type": META, "k": ["\x00"]}),
+        "metadata.k[0]",
+    ),
+    ("NUL in a key", lambda lg: lg.succeed(OP, response={"@type": META, "a\x00": 1}), "response"),
 ]
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from .domain import COMMON_METADATA_TYPE, LIFECYCLE_FIELDS, OWNED_KEYS, Operation, default_lifecycle_fields
 from .errors import invalid
-from .values import EMPTY, JSONObject, any_message, merge_patch, parse_json, status
+from .values import EMPTY, JSONObject, any_message, merge_patch, parse_json, reject_nul, status
 
 
 def created_values(
@@ -51,6 +51,7 @@ def progressed_values(
         raise invalid("progress", "give at least one of statusDetail, progressPercent, metadataPatch")
     if status_detail is not None and not isinstance(status_detail, str):
         raise invalid("statusDetail", "must be a string")
+    reject_nul(status_detail, "statusDetail")
     if progress_percent is not None and (
         isinstance(progress_percent, bool) or not isinstance(progress_percent, int) or not 0 <= progress_percent <= 100
     ):
@@ -74,6 +75,7 @@ def _metadata_patch(op: Operation, patch: object) -> JSONObject:
         patch = parse_json(patch, "metadataPatch")
     if not isinstance(patch, Mapping):
         raise invalid("metadataPatch", "must be a JSON object (an RFC 7396 merge patch)")
+    reject_nul(patch, "metadataPatch")
     if op.metadata is None:
         raise invalid(
             "metadataPatch",
@@ -100,4 +102,5 @@ def _text(value: object, field: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise invalid(field, "must be a string")
+    reject_nul(value, field)
     return value

@@ -25,6 +25,20 @@ def parse_json(text: str | bytes, field: str) -> Any:
         raise invalid(field, f"not valid JSON: {e}") from None
 
 
+def reject_nul(value: object, field: str) -> None:
+    """No NUL character anywhere: PostgreSQL text and jsonb cannot hold one, so it could not be shown."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise invalid(field, "contains a NUL character")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            reject_nul(key, field)
+            reject_nul(item, f"{field}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            reject_nul(item, f"{field}[{index}]")
+
+
 def any_message(value: object, field: str) -> JSONObject:
     """A JSON `Any`: an object whose `@type` names a type URL; returned with `@type` first."""
     if isinstance(value, (str, bytes)):
@@ -34,6 +48,7 @@ def any_message(value: object, field: str) -> JSONObject:
     type_url = value.get("@type")
     if not isinstance(type_url, str) or "/" not in type_url or not type_url.rsplit("/", 1)[1]:
         raise invalid(field, f"needs an @type such as {EMPTY_TYPE!r}, got {type_url!r}")
+    reject_nul(value, field)
     rest = {k: v for k, v in value.items() if k != "@type"}
     if type_url == EMPTY_TYPE and rest:
         raise invalid(field, "google.protobuf.Empty has no fields")
@@ -47,6 +62,7 @@ def status(code: object, message: object, details: Iterable[object] | None, fiel
         message = ""
     if not isinstance(message, str):
         raise invalid(f"{field}.message", "must be a string")
+    reject_nul(message, f"{field}.message")
     if details is not None and not isinstance(details, (list, tuple)):
         raise invalid(f"{field}.details", "must be a list of Any objects")
     out: JSONObject = {"code": int(checked)}

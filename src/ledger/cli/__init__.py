@@ -8,6 +8,7 @@ from .. import __version__
 from ..store import DEFAULT_URL
 from .boundary import LedgerGroup
 from .operations import register
+from .views import list_, replay
 
 
 @click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,6 +34,8 @@ def cli(ctx: click.Context, database_url: str) -> None:
 
 
 register(cli)
+cli.add_command(list_)
+cli.add_command(replay)
 
 
 def main() -> None:

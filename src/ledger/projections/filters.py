@@ -58,6 +58,8 @@ def filter_error(position: int, problem: str) -> LedgerError:
 
 def parse_filter(text: str) -> Node | None:
     """The filter's tree, or None for an empty filter."""
+    if "\x00" in text:
+        raise filter_error(text.index("\x00"), "a NUL character is not allowed")
     parser = _Parser(text)
     parser.skip_space()
     if parser.at_end():
