@@ -66,3 +66,28 @@ def test_two_processes_racing_to_end_an_operation(ledger_url: str) -> None:
             assert terminal == [expected], (name, terminal)
             assert lg.get(name)["done"] is True
         assert sum(losses.values()) == ROUNDS
+
+
+def _opener(url: str, index: int, barrier: Any, results: Any) -> None:
+    barrier.wait(TIMEOUT)
+    try:
+        with Ledger.open(url) as lg:
+            lg.create(f"operations/opened-by-{index}")
+        results.put("OK")
+    except Exception as e:
+        results.put(repr(e))
+
+
+def test_processes_opening_a_new_store_at_once(ledger_url: str) -> None:
+    """Whoever opens a fresh store first makes its tables; the others must not trip over that."""
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(4), context.Queue()
+    openers = [context.Process(target=_opener, args=(ledger_url, i, barrier, results)) for i in range(4)]
+    for opener in openers:
+        opener.start()
+    outcomes = [results.get(timeout=TIMEOUT) for _ in openers]
+    for opener in openers:
+        opener.join(TIMEOUT)
+    assert outcomes == ["OK"] * 4
+    with Ledger.open(ledger_url) as lg:
+        assert len(lg.list()["operations"]) == 4

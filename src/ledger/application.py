@@ -59,8 +59,7 @@ class Ledger:
         backend = open_backend(url or os.environ.get("LEDGER_DATABASE_URL") or DEFAULT_URL)
         if not create and not backend.exists():
             raise LedgerError(Code.UNAVAILABLE, f"no ledger at {backend.redacted_url}; run `ledger init` first")
-        with translated_errors(backend):
-            backend.prepare()
+        with translated_errors(backend), backend.setting_up():
             app = LedgerApplication(env=backend.environment())
             engine = ProjectionEngine(backend.view_database(), app.mapper.transcoder)
             engine.ensure()
@@ -273,6 +272,7 @@ class Ledger:
         *,
         progress: Progress | None = None,
         total: Progress | None = None,
+        batch_size: int | None = None,
     ) -> None:
         """Rebuild views from the log into new tables and swap them in; readers keep the old ones meanwhile.
 
@@ -283,7 +283,7 @@ class Ledger:
         if unknown:
             raise invalid("projection", f"{', '.join(unknown)} is not one of {', '.join(VIEWS)}")
         with translated_errors(self._backend):
-            self._engine.rebuild(chosen, progress, total)
+            self._engine.rebuild(chosen, progress, total, batch_size)
 
     def view_lag(self) -> dict[str, int]:
         """How many log positions each view is behind."""
@@ -326,6 +326,7 @@ class Ledger:
     ) -> JSONObject:
         op.trigger(event_class, when, **values)
         self._app.save(op)
+        self._engine.catch_up()  # read-your-writes: the views show this event before the command returns
         return render_operation(op)
 
     def _repeated_create(self, existing: Operation, values: JSONObject) -> JSONObject:

@@ -87,8 +87,10 @@ class Backend(ABC):
     def environment(self) -> dict[str, str]:
         """eventsourcing settings for this database."""
 
-    def prepare(self) -> None:  # noqa: B027 - most backends need nothing made
-        """Make what eventsourcing does not create itself (a PostgreSQL schema)."""
+    @contextmanager
+    def setting_up(self) -> Iterator[None]:
+        """Held while the store's tables are made: processes opening one new store take turns."""
+        yield
 
     def exists(self) -> bool:
         return True
@@ -200,19 +202,29 @@ class PostgresBackend(Backend):
             host=s.host, port=s.port, user=s.user, password=s.password or None, dbname=s.dbname, connect_timeout=5
         )
 
-    def prepare(self) -> None:
-        """Connect once up front: a refused or mistyped server fails at once, with libpq's reason."""
+    @contextmanager
+    def setting_up(self) -> Iterator[None]:
+        """Connect once up front, so a refused or mistyped server fails at once with libpq's reason,
+        and hold a session lock while eventsourcing creates its table and function: two processes
+        creating them at the same moment would otherwise collide ("tuple concurrently updated")."""
         import psycopg
         from eventsourcing.persistence import OperationalError
         from psycopg import sql
 
         try:
-            with self.connect() as conn:
-                if self.settings.schema:
-                    schema = sql.Identifier(self.settings.schema)
-                    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+            conn = self.connect()
         except psycopg.Error as e:
             raise OperationalError(str(e)) from e
+        with conn:
+            key = f"ledger-setup:{self.settings.dbname}:{self.settings.schema}"
+            try:
+                conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+                if self.settings.schema:
+                    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.settings.schema)))
+                conn.commit()
+            except psycopg.Error as e:
+                raise OperationalError(str(e)) from e
+            yield  # the session lock is released when the connection closes
 
     def select_events(self, recorder: ApplicationRecorder, name: str) -> list[PositionedEvent]:
         from psycopg import sql

@@ -113,8 +113,11 @@ def _write_rows(rows: list[dict[str, Any]], fmt: str) -> None:
     type=click.Choice(["operations", "versions"]),
     help="Rebuild only this view (repeatable); default: every view.",
 )
+@click.option(
+    "--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True, help="Events per transaction."
+)
 @click.pass_context
-def replay(ctx: click.Context, projections: tuple[str, ...]) -> None:
+def replay(ctx: click.Context, projections: tuple[str, ...], batch_size: int) -> None:
     """Rebuild views from the event log into new tables, then swap them in atomically.
 
     Readers keep the old views until the swap. Interrupted, run it again: it resumes.
@@ -136,7 +139,7 @@ def replay(ctx: click.Context, projections: tuple[str, ...]) -> None:
             bar.update(count)
 
     try:
-        ledger.replay(projections or None, progress=advance, total=total)
+        ledger.replay(projections or None, progress=advance, total=total, batch_size=batch_size)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)

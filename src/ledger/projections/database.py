@@ -57,14 +57,19 @@ class SQLiteViewDatabase(ViewDatabase):
     def _transaction(self, begin: str) -> Iterator[sqlite3.Cursor]:
         with self._lock:
             try:
-                cursor = self._connection().cursor()
+                connection = self._connection()
+                cursor = connection.cursor()
                 cursor.execute(begin)
                 try:
                     yield cursor
                 except BaseException:
-                    cursor.execute("ROLLBACK")
+                    cursor.close()
+                    connection.execute("ROLLBACK")
                     raise
-                cursor.execute("COMMIT")
+                # Close first: a statement not read to its end keeps its snapshot after COMMIT, and
+                # later reads on this connection would not see newer writes.
+                cursor.close()
+                connection.execute("COMMIT")
             except sqlite3.IntegrityError as e:
                 raise IntegrityError(e) from e
             except sqlite3.OperationalError as e:

@@ -214,7 +214,11 @@ class ProjectionEngine:
     # -- rebuilding -----------------------------------------------------------------------------
 
     def rebuild(
-        self, views: Sequence[str], progress: Progress | None = None, total: Callable[[int], None] | None = None
+        self,
+        views: Sequence[str],
+        progress: Progress | None = None,
+        total: Progress | None = None,
+        batch_size: int | None = None,
     ) -> None:
         """Rebuild `views` from the whole log into new tables, then swap them in atomically.
 
@@ -225,7 +229,11 @@ class ProjectionEngine:
             with self.db.read() as cursor:
                 total(self.log_end(cursor) - min(t.position for t in targets))
         self._states.clear()
-        self.catch_up(BUILDING, progress)
+        usual, self.batch_size = self.batch_size, batch_size or self.batch_size
+        try:
+            self.catch_up(BUILDING, progress)
+        finally:
+            self.batch_size = usual
         for target in targets:
             view = VIEWS[target.view]
             for statement in view.index_statements(self.d, target.generation):
