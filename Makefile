@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.ready
 
-.PHONY: demo test lint types unit clean
+.PHONY: demo test lint types unit bench clean
 
 $(READY): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -20,14 +20,21 @@ demo: $(READY)
 test: lint types unit
 
 lint: $(READY)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 types: $(READY)
 	$(BIN)/mypy
 
 unit: $(READY)
 	$(BIN)/pytest
+
+# Benchmarks are not tests: they take minutes and their numbers go to docs/benchmarks.md.
+# PostgreSQL runs need LEDGER_BENCH_PG_DSN (or LEDGER_TEST_PG_DSN). OPERATIONS=100000 for a shorter run.
+OPERATIONS ?= 1000000
+bench: $(READY)
+	$(BIN)/python bench/views.py --backend sqlite --operations $(OPERATIONS) --out bench/results/views-sqlite.json
+	$(BIN)/python bench/views.py --backend postgresql --operations $(OPERATIONS) --out bench/results/views-postgresql.json
 
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .pytest_cache .ruff_cache .hypothesis

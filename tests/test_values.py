@@ -134,3 +134,31 @@ def test_database_urls() -> None:
             open_backend(bad)
         assert e.value.code == Code.INVALID_ARGUMENT
         assert "database URL" in e.value.message
+
+
+@given(st.integers(min_value=-62_135_596_800 * 10**9, max_value=253_402_300_799 * 10**9 + 999_999_999))
+def test_fast_and_full_parsers_agree(ns: int) -> None:
+    """Every printed timestamp parses back exactly, by the fast path and by the general one."""
+    from ledger.timestamps import _RFC3339, format_sortable
+
+    for text in (format_timestamp(Timestamp(ns)), format_sortable(Timestamp(ns))):
+        assert parse_timestamp(text, "t") == ns
+        assert _RFC3339.fullmatch(text)
+        assert parse_timestamp(text.replace("Z", "+00:00"), "t") == ns  # the general path
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-02-30T10:00:00Z",
+        "2026-11-21T24:00:00Z",
+        "2026-11-21T10:00:60Z",
+        "2026-11-21T10:00:00.Z",
+        "2026-11-21T10:00:00.1234567890Z",
+        "+026-11-21T10:00:00Z",
+        "2026-11-2\uff11T10:00:00Z",
+    ],
+)
+def test_invalid_times_fail_on_both_paths(text: str) -> None:
+    with pytest.raises(LedgerError):
+        parse_timestamp(text, "t")

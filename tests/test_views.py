@@ -149,23 +149,31 @@ def test_replay_killed_at_random_points_then_rerun(ledger_url: str) -> None:
     with Ledger.open(ledger_url) as lg:
         bulk_record(lg, 1500)
         before = dump(lg)
+        events = lg._engine.positions()["operations"]
         expected_names = sorted(row[0] for row in before["ledger_operations"])
     rng = random.Random(7)
-    killed = 0
-    for _ in range(4):
+    # Kill once the rebuild has passed a random position of the log; the last stop is the end of
+    # the log, so that kill lands while indexes are built or the views swapped, if it lands at all.
+    stops = [*sorted(rng.sample(range(1, events), 3)), events]
+    for stop in stops:
         replay = subprocess.Popen(
-            [LEDGER, "--db", ledger_url, "replay", "--batch-size", "25"],
+            [LEDGER, "--db", ledger_url, "replay", "--batch-size", "10"],
             stderr=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(0.3, 1.5))
-        if replay.poll() is None:
-            replay.send_signal(signal.SIGKILL)
-            killed += 1
+        with Ledger.open(ledger_url) as watcher:
+            deadline = time.monotonic() + 60
+            while replay.poll() is None and time.monotonic() < deadline:
+                building = watcher._engine.positions("building")
+                if building and min(building.values()) >= stop:
+                    break
+                time.sleep(0.002)
+        interrupted = replay.poll() is None
+        assert interrupted or stop == events, "replay finished before it could be interrupted"
+        replay.send_signal(signal.SIGKILL)
         replay.wait()
         with Ledger.open(ledger_url) as lg:  # meanwhile readers see the old, whole views
             assert sorted(all_names(lg, page_size=1000)) == expected_names
-    assert killed, "no replay was interrupted; the test proved nothing"
     finished = subprocess.run([LEDGER, "--db", ledger_url, "replay"], capture_output=True, check=False)
     assert finished.returncode == 0, finished.stderr
     with Ledger.open(ledger_url) as lg:

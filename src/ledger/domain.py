@@ -311,10 +311,18 @@ def fold(events: list[OperationEvent]) -> Operation | None:
     return op
 
 
+def _recorded_at(text: str) -> datetime:
+    """recordedAt comes from a datetime, so at most six digits: the C parser takes it directly."""
+    try:
+        return datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return to_datetime(parse_timestamp(text, "recordedAt"))
+
+
 def event_from_json(name: str, version: int, event_type: type[OperationEvent], payload: JSONObject) -> OperationEvent:
     """Rebuild an event from its stored payload (the event JSON less type, name and version)."""
     values = {attr: payload.get(key) for attr, key in event_type.KEYS.items() if key in payload}
-    recorded = to_datetime(parse_timestamp(payload["recordedAt"], "recordedAt"))
+    recorded = _recorded_at(payload["recordedAt"])
     return event_type(
         name,
         version,

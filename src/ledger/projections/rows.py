@@ -9,7 +9,7 @@ import orjson
 from ..domain import Operation, State
 from ..names import parent_of
 from ..rendering import render_operation
-from ..timestamps import Timestamp, format_timestamp
+from ..timestamps import format_sortable
 
 STATES = tuple(s.value for s in State)
 
@@ -34,11 +34,7 @@ COLUMNS = (
 JSON_COLUMNS = ("metadata", "response")
 
 
-def sortable_time(ts: Timestamp) -> str:
-    """Nine fractional digits always, so that text order is time order in both databases."""
-    text = format_timestamp(ts)
-    seconds, _, fraction = text[:-1].partition(".")
-    return f"{seconds}.{fraction.ljust(9, '0')}Z"
+sortable_time = format_sortable
 
 
 def operation_row(op: Operation) -> tuple[Any, ...]:

@@ -1,0 +1,164 @@
+"""Benchmark of the read side (issue: projections): `get` and filtered `list` latency at scale, and
+replay throughput side by side with a raw read + decode of the same stored rows.
+
+    python bench/views.py --backend sqlite --operations 1000000 --out bench/results/views-sqlite.json
+
+Loads the simulated workload (saved 500 operations a transaction), catches the views up, then times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import resource
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ledger import Ledger
+from ledger.simulate import simulate_operations
+
+FILTERS = {
+    "running creates in one region": 'done = false AND verb = "create" AND name = "projects/*/us-east1/*"',
+    "failed with a code": "error.code = RESOURCE_EXHAUSTED",
+    "one collection, recent": 'createTime > "2026-06-01T00:00:00Z"',
+    "custom metadata path": "metadata.trainingSteps > 9000",
+}
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def timed(fn: Any, repeat: int) -> dict[str, float]:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return {"p50_ms": round(percentile(samples, 0.5), 3), "p99_ms": round(percentile(samples, 0.99), 3), "n": repeat}
+
+
+def load(lg: Ledger, operations: int) -> tuple[list[str], float, float]:
+    """Save the workload and catch the views up; return names and the seconds each step took."""
+    names: list[str] = []
+    pending = []
+    started = time.perf_counter()
+    for op in simulate_operations(operations, seed=42):
+        names.append(op.name)
+        pending.append(op)
+        if len(pending) == 500:
+            lg._app.save(*pending)
+            pending = []
+            if len(names) % 100_000 == 0:
+                print(f"  saved {len(names):,} operations", file=sys.stderr)
+    if pending:
+        lg._app.save(*pending)
+    saved = time.perf_counter()
+    lg._engine.catch_up(progress=None)
+    return names, saved - started, time.perf_counter() - saved
+
+
+def raw_read(lg: Ledger) -> tuple[int, float]:
+    """The floor for replay: read every stored event row and decode its JSON payload."""
+    db = lg._engine.db
+    count = 0
+    started = time.perf_counter()
+    with db.read() as cursor:
+        cursor.execute(f"SELECT originator_id, originator_version, topic, state FROM {db.events_table}")
+        while rows := cursor.fetchmany(10_000):
+            for row in rows:
+                orjson.loads(row[3])
+            count += len(rows)
+    return count, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--operations", type=int, default=100_000)
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    if args.backend == "sqlite":
+        path = Path(f"/tmp/ledger-bench-{uuid.uuid4().hex[:8]}.db")
+        url = f"sqlite:///{path}"
+    else:
+        dsn = os.environ.get("LEDGER_BENCH_PG_DSN") or os.environ.get("LEDGER_TEST_PG_DSN")
+        if not dsn:
+            sys.exit("set LEDGER_BENCH_PG_DSN (or LEDGER_TEST_PG_DSN) to run the PostgreSQL benchmark")
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        url = f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
+
+    result: dict[str, Any] = {
+        "benchmark": "views",
+        "backend": args.backend,
+        "operations": args.operations,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "command": " ".join(["python", *sys.argv]),
+    }
+    lg = Ledger.open(url)
+    try:
+        names, save_s, project_s = load(lg, args.operations)
+        events = lg._engine.positions()["operations"]
+        result["events"] = events
+        result["load"] = {
+            "save_events_per_s": round(events / save_s),
+            "catch_up_events_per_s": round(events / project_s),
+        }
+        print(f"loaded {len(names):,} operations, {events:,} events", file=sys.stderr)
+
+        rng = random.Random(1)
+        live = list(rng.sample(names, min(len(names), args.samples)))
+        it = iter(live * 2)
+        result["get"] = timed(lambda: lg.get_json(next(it)), len(live))
+        result["list"] = {}
+        for label, expression in FILTERS.items():
+            result["list"][label] = timed(lambda e=expression: lg.list_json(filter=e, page_size=50), 200)
+        parents = iter([n.rsplit("/operations/", 1)[0] for n in live] * 2)
+        result["list"]["one parent, done = true"] = timed(
+            lambda: lg.list_json(next(parents), filter="done = true", page_size=50), 200
+        )
+
+        count, read_s = raw_read(lg)
+        started = time.perf_counter()
+        lg.replay()
+        replay_s = time.perf_counter() - started
+        result["replay"] = {
+            "events_per_s": round(events / replay_s),
+            "raw_read_decode_rows_per_s": round(count / read_s),
+            "ratio": round((events / replay_s) / (count / read_s), 3),
+            "seconds": round(replay_s, 1),
+        }
+        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    finally:
+        lg.close()
+        if args.backend == "sqlite":
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        else:
+            from ledger.store import PostgresBackend, open_backend
+
+            backend = open_backend(url)
+            assert isinstance(backend, PostgresBackend)
+            with backend.connect() as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    text = orjson.dumps(result, option=orjson.OPT_INDENT_2).decode()
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
