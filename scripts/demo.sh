@@ -58,6 +58,12 @@ say "The Dataproc operation as of 09:02 (time travel)"
 ledger get "$dp" --as-of 2026-11-21T09:02:00Z
 say "The Vertex job's full history: version, position, recordedAt and chained hash"
 ledger history "$vx" --format jsonl
+say "Every operation, as a table"
+ledger list --format table
+say "Filtered (AIP-160): finished operations that did not succeed"
+ledger list --filter 'done = true AND -response:*' --format table
+say "The fleet as of 09:20: what was running then"
+ledger list --as-of 2026-11-21T09:20:00Z --filter 'state = RUNNING' --format table
 say "A rule is refused: the Batch job is done"
 ledger progress "$batch" --detail "late" || true
 say "The deleted operation is gone from get, its history kept"

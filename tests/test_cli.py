@@ -165,3 +165,94 @@ def test_cli_reference_matches_the_commands() -> None:
 
     reference = Path(__file__).parents[1] / "docs" / "cli.md"
     assert reference.read_text() == render(cli), "docs/cli.md is stale: python -m ledger.cli.reference > docs/cli.md"
+
+
+def _listing_fixture(url: str) -> None:
+    for i in range(5):
+        name = f"projects/p{i % 2}/operations/op-{i}"
+        data(run(url, "create", name, "--verb", "create" if i % 2 else "build", "--at", f"2026-11-21T10:00:0{i}Z"))
+    data(
+        run(
+            url,
+            "create",
+            "operations/custom",
+            "--verb",
+            "train",
+            "--at",
+            "2026-11-21T09:00:00Z",
+            "--metadata",
+            '{"@type": "type.googleapis.com/acme.v1.TrainMetadata", "steps": 10}',
+        )
+    )
+    data(run(url, "fail", "projects/p1/operations/op-1", "--code", "CANCELLED", "--at", "2026-11-21T10:01:00Z"))
+
+
+def test_list_formats_and_paging(ledger_url: str) -> None:
+    _listing_fixture(ledger_url)
+    everything = data(run(ledger_url, "list"))
+    assert [op["name"] for op in everything["operations"]] == [  # type: ignore[index]
+        "projects/p0/operations/op-4",
+        "projects/p1/operations/op-3",
+        "projects/p0/operations/op-2",
+        "projects/p1/operations/op-1",
+        "projects/p0/operations/op-0",
+        "operations/custom",
+    ]
+    first = data(run(ledger_url, "list", "--page-size", "4"))
+    assert len(first["operations"]) == 4  # type: ignore[index]
+    second = data(run(ledger_url, "list", "--page-size", "4", "--page-token", first["nextPageToken"]))  # type: ignore[index]
+    assert first["operations"] + second["operations"] == everything["operations"]  # type: ignore[index]
+    assert "nextPageToken" not in second  # type: ignore[operator]
+    assert data(run(ledger_url, "list", "--page-size", "1", "--all")) == everything
+
+    lines = run(ledger_url, "list", "--format", "jsonl", "--page-size", "2", "--all").stdout.splitlines()
+    assert [orjson.loads(line) for line in lines] == everything["operations"]  # type: ignore[index]
+
+    parent = data(run(ledger_url, "list", "projects/p1/operations", "--filter", "done = true"))
+    assert [op["name"] for op in parent["operations"]] == ["projects/p1/operations/op-1"]  # type: ignore[index]
+
+    csv_lines = run(ledger_url, "list", "--format", "csv", "--filter", 'verb = "train"').stdout.splitlines()
+    assert csv_lines == [
+        "name,state,verb,target,createTime,endTime,errorCode,metadataType",
+        "operations/custom,RUNNING,train,,2026-11-21T09:00:00Z,,,type.googleapis.com/acme.v1.TrainMetadata",
+    ]
+    table = run(ledger_url, "list", "--format", "table", "--filter", "state = CANCELLED").stdout.splitlines()
+    assert table[0].split() == ["name", "state", "verb", "target", "createTime", "endTime", "errorCode", "metadataType"]
+    assert table[1].split()[:3] == ["projects/p1/operations/op-1", "CANCELLED", "create"]
+
+    as_of = data(run(ledger_url, "list", "--as-of", "2026-11-21T10:00:02Z"))
+    assert [op["name"] for op in as_of["operations"]] == [  # type: ignore[index]
+        "projects/p0/operations/op-2",
+        "projects/p1/operations/op-1",
+        "projects/p0/operations/op-0",
+        "operations/custom",
+    ]
+
+
+def test_list_errors(ledger_url: str) -> None:
+    _listing_fixture(ledger_url)
+    bad = run(ledger_url, "list", "--filter", "done = maybe")
+    assert bad.exit_code == 1
+    assert bad.stderr == "Error: INVALID_ARGUMENT: filter: done is true or false, not 'maybe' at position 1\n"
+    token = data(run(ledger_url, "list", "--page-size", "1"))["nextPageToken"]  # type: ignore[index]
+    reused = run(ledger_url, "list", "--page-size", "1", "--page-token", token, "--filter", "done = true")
+    assert reused.exit_code == 1
+    assert reused.stderr.startswith("Error: INVALID_ARGUMENT: page_token: ")
+    assert run(ledger_url, "list", "--page-size", "-1").exit_code == 1
+
+
+def test_replay_command(ledger_url: str) -> None:
+    _listing_fixture(ledger_url)
+    before = run(ledger_url, "list").stdout
+    result = run(ledger_url, "replay")
+    assert result.exit_code == 0
+    assert orjson.loads(result.stdout) == {
+        "replayed": ["operations", "versions"],
+        "lag": {"operations": 0, "versions": 0},
+    }
+    assert "replaying events" in result.stderr  # the progress bar goes to stderr, never into the data
+    assert run(ledger_url, "list").stdout == before
+    only = run(ledger_url, "replay", "--projection", "versions", "--batch-size", "2")
+    assert orjson.loads(only.stdout)["replayed"] == ["versions"]
+    assert run(ledger_url, "list", "--as-of", "2026-11-21T10:00:02Z").exit_code == 0
+    assert run(ledger_url, "replay", "--projection", "nope").exit_code == 2

@@ -22,7 +22,7 @@ from .projections.engine import Progress, ProjectionEngine
 from .projections.views import VIEWS
 from .rendering import render_event, render_operation
 from .store import APPLICATION_NAME, DEFAULT_URL, Backend, decode_event, open_backend, translated_errors
-from .timestamps import Timestamp, now, parse_timestamp
+from .timestamps import Timestamp, format_timestamp, now, parse_timestamp
 from .values import JSONObject
 
 History = list[JSONObject]  # named here: inside Ledger, `list` is the list method
@@ -230,11 +230,29 @@ class Ledger:
         as_of: datetime | str | None = None,
     ) -> bytes:
         """`list`, as JSON bytes assembled from the stored operation bytes."""
-        if not isinstance(filter, str):
+        return self._page(parent, filter, page_size, page_token, as_of).json()
+
+    def list_flat(
+        self,
+        parent: str | None = None,
+        *,
+        filter: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+        as_of: datetime | str | None = None,
+    ) -> tuple[History, str]:
+        """One page as flat rows of the view's columns (for csv and tables), and the next page token."""
+        page = self._page(parent, filter, page_size, page_token, as_of)
+        return [_flat_row(row) for row in page.flat], page.next_token
+
+    def _page(
+        self, parent: str | None, filter_: str, page_size: int, page_token: str, as_of: datetime | str | None
+    ) -> queries.Page:
+        if not isinstance(filter_, str):
             raise invalid("filter", "must be a string")
         request = queries.ListRequest(
             parent=queries.normalize_parent(parent),
-            filter=filter,
+            filter=filter_,
             page_size=page_size,
             page_token=page_token or "",
             as_of=None if as_of is None else parse_timestamp(as_of, "as_of"),
@@ -340,6 +358,24 @@ class Ledger:
         if same_request or _created_content(first) == values:
             return render_operation(existing)
         raise LedgerError(Code.ALREADY_EXISTS, f"operation {existing.name!r} already exists with different content")
+
+
+def _flat_row(row: dict[str, Any]) -> JSONObject:
+    """View columns under the names the Operation JSON uses, times printed as protobuf prints them."""
+
+    def time_text(value: str | None) -> str:
+        return format_timestamp(parse_timestamp(value, "time")) if value else ""
+
+    return {
+        "name": row["name"],
+        "state": row["state"],
+        "verb": row["verb"],
+        "target": row["target"],
+        "createTime": time_text(row["create_time"]),
+        "endTime": time_text(row["end_time"]),
+        "errorCode": row["error_code"] if row["error_code"] is not None else "",
+        "metadataType": row["metadata_type"],
+    }
 
 
 def _created_content(event: Created) -> dict[str, Any]:

@@ -15,32 +15,23 @@ from .boundary import emit, emit_lines, open_ledger
 FLAT_COLUMNS = ("name", "state", "verb", "target", "createTime", "endTime", "errorCode", "metadataType")
 
 
-def _flat(operation: dict[str, Any]) -> dict[str, Any]:
-    """One row for csv and table output: the columns people sort and scan by."""
-    metadata = operation.get("metadata", {})
-    error = operation.get("error")
-    if error:
-        state = "CANCELLED" if error.get("code") == 1 else "FAILED"
-    else:
-        state = "SUCCEEDED" if operation.get("done") else "RUNNING"
-    return {
-        "name": operation["name"],
-        "state": state,
-        "verb": metadata.get("verb", ""),
-        "target": metadata.get("target", ""),
-        "createTime": metadata.get("createTime", ""),
-        "endTime": metadata.get("endTime", ""),
-        "errorCode": error.get("code", "") if error else "",
-        "metadataType": metadata.get("@type", "").rsplit("/", 1)[-1],
-    }
-
-
 def _pages(ledger: Ledger, parent: str | None, first_token: str, every: bool, **query: Any) -> Iterator[dict[str, Any]]:
     token = first_token
     while True:
         page: dict[str, Any] = ledger.list(parent, page_token=token, **query)
         yield page
         token = page.get("nextPageToken", "")
+        if not every or not token:
+            return
+
+
+def _flat_rows(
+    ledger: Ledger, parent: str | None, first_token: str, every: bool, **query: Any
+) -> Iterator[dict[str, Any]]:
+    token = first_token
+    while True:
+        rows, token = ledger.list_flat(parent, page_token=token, **query)
+        yield from rows
         if not every or not token:
             return
 
@@ -83,14 +74,15 @@ def list_(
             ledger.list_json(parent, filter=filter_, page_size=page_size, page_token=page_token, as_of=as_of) + b"\n"
         )
         return
-    pages = _pages(ledger, parent, page_token, every, filter=filter_, page_size=page_size, as_of=as_of)
+    query = {"filter": filter_, "page_size": page_size, "as_of": as_of}
+    if fmt in ("csv", "table"):
+        _write_rows(list(_flat_rows(ledger, parent, page_token, every, **query)), fmt)
+        return
+    pages = _pages(ledger, parent, page_token, every, **query)
     if fmt == "json":  # --all: one response holding every page
         emit({"operations": [op for page in pages for op in page.get("operations", [])]})
-    elif fmt == "jsonl":
-        emit_lines(op for page in pages for op in page.get("operations", []))
     else:
-        rows = [_flat(op) for page in pages for op in page.get("operations", [])]
-        _write_rows(rows, fmt)
+        emit_lines(op for page in pages for op in page.get("operations", []))
 
 
 def _write_rows(rows: list[dict[str, Any]], fmt: str) -> None:

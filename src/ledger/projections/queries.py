@@ -86,8 +86,26 @@ def body_as_of(cursor: Any, d: Dialect, name: str, at: Timestamp) -> bytes | Non
     return bytes(row[0]) if row else None
 
 
-def list_page(cursor: Any, d: Dialect, request: ListRequest) -> bytes:
-    """One page as ListOperationsResponse JSON bytes."""
+# What a flat listing (csv, table) shows: the view's own columns, whatever the metadata convention.
+FLAT_COLUMNS = ("name", "state", "verb", "target", "create_time", "end_time", "error_code", "metadata_type")
+
+
+@dataclass(frozen=True)
+class Page:
+    bodies: list[bytes]
+    flat: list[dict[str, Any]]
+    next_token: str
+
+    def json(self) -> bytes:
+        """ListOperationsResponse JSON, assembled from the stored operation bytes."""
+        out = b'{"operations":[' + b",".join(self.bodies) + b"]"
+        if self.next_token:
+            out += b',"nextPageToken":"' + self.next_token.encode() + b'"'
+        return out + b"}"
+
+
+def list_page(cursor: Any, d: Dialect, request: ListRequest) -> Page:
+    """One page of operations, newest createTime first, then by name."""
     size = page_size(request.page_size)
     condition = compile_filter(parse_filter(request.filter), d)
     where, params = [condition.sql], list(condition.params)
@@ -107,18 +125,16 @@ def list_page(cursor: Any, d: Dialect, request: ListRequest) -> bytes:
         params += [after[0], after[0], after[1]]
     cursor.execute(
         d.sql(
-            f"SELECT body, create_time, name FROM {table} WHERE {' AND '.join(where)} "
+            f"SELECT body, {', '.join(FLAT_COLUMNS)} FROM {table} WHERE {' AND '.join(where)} "
             "ORDER BY create_time DESC, name LIMIT ?"
         ),
         [*params, size + 1],
     )
     rows = cursor.fetchall()
     page, more = rows[:size], len(rows) > size
-    out = b'{"operations":[' + b",".join(bytes(row[0]) for row in page) + b"]"
-    if more:
-        token = _encode_token(page[-1][1], page[-1][2], request.binding)
-        out += b',"nextPageToken":"' + token.encode() + b'"'
-    return out + b"}"
+    flat = [dict(zip(FLAT_COLUMNS, row[1:], strict=True)) for row in page]
+    token = _encode_token(flat[-1]["create_time"], flat[-1]["name"], request.binding) if more else ""
+    return Page([bytes(row[0]) for row in page], flat, token)
 
 
 def _encode_token(create_time: str, name: str, binding: str) -> str:
