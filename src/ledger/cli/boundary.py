@@ -36,6 +36,11 @@ def emit(value: Any) -> None:
     sys.stdout.buffer.write(orjson.dumps(value) + b"\n")
 
 
+def emit_bytes(document: bytes) -> None:
+    """A JSON document that is already encoded (stored view bytes)."""
+    sys.stdout.buffer.write(document + b"\n")
+
+
 def emit_lines(values: Iterable[Any]) -> None:
     out = sys.stdout.buffer
     for value in values:

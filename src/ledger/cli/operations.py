@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..domain import LIFECYCLE_FIELDS
-from .boundary import emit, emit_lines, open_ledger
+from .boundary import emit, emit_bytes, emit_lines, open_ledger
 
 
 class JsonArgument(click.ParamType):  # type: ignore[type-arg]
@@ -196,7 +196,8 @@ def get(ctx: click.Context, name: str, as_of: str | None, version: int | None) -
     """
     if as_of is not None and version is not None:
         raise click.UsageError("give --as-of or --version, not both")
-    emit(open_ledger(ctx, create=False).get(name, as_of=version if version is not None else as_of))
+    body = open_ledger(ctx, create=False).get_json(name, as_of=version if version is not None else as_of)
+    emit_bytes(body)  # the view's stored bytes, as they are
 
 
 @click.command()

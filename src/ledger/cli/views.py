@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..application import Ledger
-from .boundary import emit, emit_lines, open_ledger
+from .boundary import emit, emit_bytes, emit_lines, open_ledger
 
 FLAT_COLUMNS = ("name", "state", "verb", "target", "createTime", "endTime", "errorCode", "metadataType")
 
@@ -70,9 +70,7 @@ def list_(
     """
     ledger = open_ledger(ctx, create=False)
     if fmt == "json" and not every:
-        sys.stdout.buffer.write(
-            ledger.list_json(parent, filter=filter_, page_size=page_size, page_token=page_token, as_of=as_of) + b"\n"
-        )
+        emit_bytes(ledger.list_json(parent, filter=filter_, page_size=page_size, page_token=page_token, as_of=as_of))
         return
     query = {"filter": filter_, "page_size": page_size, "as_of": as_of}
     if fmt in ("csv", "table"):
