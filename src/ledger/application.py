@@ -14,6 +14,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.utils import Environment, EnvType
 
 from . import commands
+from .audit import Auditor, digest_log
 from .domain import CancelRequested, Created, Deleted, Failed, Operation, OperationEvent, Progressed, Succeeded
 from .errors import Code, LedgerError, invalid, not_found
 from .names import validate_name
@@ -23,7 +24,7 @@ from .projections.views import VIEWS
 from .rendering import render_event, render_operation
 from .store import APPLICATION_NAME, DEFAULT_URL, Backend, decode_event, open_backend, translated_errors
 from .timestamps import Timestamp, format_timestamp, now, parse_timestamp
-from .values import JSONObject
+from .values import JSONObject, parse_json
 
 History = list[JSONObject]  # named here: inside Ledger, `list` is the list method
 
@@ -302,6 +303,56 @@ class Ledger:
             raise invalid("projection", f"{', '.join(unknown)} is not one of {', '.join(VIEWS)}")
         with translated_errors(self._backend):
             self._engine.rebuild(chosen, progress, total, batch_size)
+
+    # -- audit --------------------------------------------------------------------------------
+
+    def audit(self, names: Iterable[str] | None = None, *, progress: Progress | None = None) -> JSONObject:
+        """Check every history (or those named) and the views against them; change nothing.
+
+        Returns SPEC §6's report: `{"ok", "checked": {"operations", "events"}, "findings": [...]}`.
+        """
+        chosen = None if names is None else sorted({validate_name(n) for n in names})
+        with translated_errors(self._backend), self._engine.db.snapshot() as cursor:
+            positions = self._engine.positions_in(cursor)
+            report = Auditor(self._engine.db, self._app.mapper.transcoder, positions, progress).run(cursor, chosen)
+        if chosen and report.operations < len(chosen):
+            present = {f.name for f in report.findings}
+            missing = [n for n in chosen if n not in present and not self._latest_version(n)]
+            if missing:
+                raise not_found(missing[0])
+        return report.to_json()
+
+    def digest(self) -> JSONObject:
+        """`{"position": N, "digest": "sha256:..."}` for the whole log up to its end, N."""
+        with translated_errors(self._backend), self._engine.db.snapshot() as cursor:
+            digest = digest_log(cursor, self._engine.db)
+        return {"position": digest.position, "digest": digest.digest}
+
+    def verify(self, digest: JSONObject | str) -> JSONObject:
+        """Check that the log up to a saved digest's position is exactly as it was when it was taken."""
+        saved = parse_json(digest, "digest") if isinstance(digest, (str, bytes)) else digest
+        if not isinstance(saved, dict):
+            raise invalid("digest", 'expected {"position": N, "digest": "sha256:..."}')
+        position, expected = saved.get("position"), saved.get("digest")
+        if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+            raise invalid("digest.position", f"{position!r} is not a log position")
+        if not isinstance(expected, str) or not expected.startswith("sha256:"):
+            raise invalid("digest.digest", f"{expected!r} is not a sha256: digest")
+        with translated_errors(self._backend), self._engine.db.snapshot() as cursor:
+            end = self._engine.log_end(cursor)
+            actual = digest_log(cursor, self._engine.db, position)
+        result: JSONObject = {"ok": actual.digest == expected and end >= position, "position": position}
+        result["digest"], result["actual"] = expected, actual.digest
+        if end < position:
+            result["detail"] = f"the log ends at position {end}, before the digest's position {position}"
+        elif not result["ok"]:
+            result["detail"] = f"the log up to position {position} is not what it was when the digest was taken"
+        return result
+
+    def log_end(self) -> int:
+        """The position of the last event recorded."""
+        with translated_errors(self._backend), self._engine.db.read() as cursor:
+            return self._engine.log_end(cursor)
 
     def view_lag(self) -> dict[str, int]:
         """How many log positions each view is behind."""

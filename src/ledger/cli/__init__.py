@@ -6,6 +6,7 @@ import click
 
 from .. import __version__
 from ..store import DEFAULT_URL
+from .audit import audit, digest, verify
 from .boundary import LedgerGroup
 from .operations import register
 from .views import list_, replay
@@ -36,6 +37,8 @@ def cli(ctx: click.Context, database_url: str) -> None:
 register(cli)
 cli.add_command(list_)
 cli.add_command(replay)
+for command in (audit, digest, verify):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -35,6 +35,10 @@ class ViewDatabase(ABC):
         """A context manager giving a cursor for reads."""
 
     @abstractmethod
+    def snapshot(self) -> Any:
+        """A context manager giving a cursor that sees one consistent state of the whole database."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
 
@@ -91,6 +95,9 @@ class SQLiteViewDatabase(ViewDatabase):
     def read(self) -> Any:
         return self._transaction("BEGIN")
 
+    def snapshot(self) -> Any:
+        return self._transaction("BEGIN")  # in WAL mode a read transaction is a snapshot
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
@@ -115,13 +122,15 @@ class PostgresViewDatabase(ViewDatabase):
         return self._conn
 
     @contextmanager
-    def _transaction(self) -> Iterator[Any]:
+    def _transaction(self, isolation: str = "") -> Iterator[Any]:
         import psycopg
 
         with self._lock:
             try:
                 conn = self._connection()
                 with conn.transaction(), conn.cursor() as cursor:
+                    if isolation:
+                        cursor.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
                     yield cursor
             except psycopg.IntegrityError as e:
                 raise IntegrityError(e) from e
@@ -135,6 +144,9 @@ class PostgresViewDatabase(ViewDatabase):
 
     def read(self) -> Any:
         return self._transaction()
+
+    def snapshot(self) -> Any:
+        return self._transaction("REPEATABLE READ, READ ONLY")
 
     def close(self) -> None:
         with self._lock:

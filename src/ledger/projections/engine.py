@@ -14,11 +14,10 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent, Transcoder
 
-from ..domain import Created, Operation, OperationEvent
+from ..domain import Operation, OperationEvent
 from ..store import decode_event
 from .database import ViewDatabase
-from .rows import operation_row, sortable_time
-from .views import VIEWS, Change
+from .views import VIEWS, Change, fits, project
 
 PROJECTIONS_TABLE = "ledger_projections"
 CURRENT, BUILDING, RETIRED = "current", "building", "retired"
@@ -89,8 +88,12 @@ class ProjectionEngine:
 
     def positions(self, role: str = CURRENT) -> dict[str, int]:
         with self.db.read() as cursor:
-            cursor.execute(self.d.sql(f"SELECT view, position FROM {self._projections} WHERE role = ?"), (role,))
-            return {row[0]: int(row[1]) for row in cursor.fetchall()}
+            return self.positions_in(cursor, role)
+
+    def positions_in(self, cursor: Any, role: str = CURRENT) -> dict[str, int]:
+        """Each view's position, as seen by a transaction already open on `cursor`."""
+        cursor.execute(self.d.sql(f"SELECT view, position FROM {self._projections} WHERE role = ?"), (role,))
+        return {row[0]: int(row[1]) for row in cursor.fetchall()}
 
     def lag(self) -> dict[str, int]:
         """How many positions each current view is behind the end of the log."""
@@ -173,15 +176,12 @@ class ProjectionEngine:
             self._states = {name: self._states[name] for name in first_version if name in self._states}
         changes = []
         for position, name, version, topic, state in records:
-            event = self._decode(name, version, topic, state)
-            op = self._states.get(name) if version > 1 else None
-            if event is None or (op is None) != isinstance(event, Created) or (op and op.version != version - 1):
-                continue  # undecodable or out of order: audit reports it; the views cannot show it
-            op = event.mutate(op)
-            assert op is not None
-            self._states[name] = op
-            row = None if op.deleted else operation_row(op)
-            changes.append(Change(position, name, version, sortable_time(event.occurred_at), row))
+            landed = project(
+                self._states.get(name) if version > 1 else None, self._decode(name, version, topic, state), position
+            )
+            if landed is not None:
+                self._states[name], change = landed
+                changes.append(change)
         return changes
 
     def _load_states(self, cursor: Any, names: list[str], first_version: dict[str, int]) -> None:
@@ -197,10 +197,9 @@ class ProjectionEngine:
             if version >= first_version[name]:
                 continue
             event = self._decode(name, version, topic, state)
-            if event is None:
-                continue
             op = self._states.get(name) if version > 1 else None
-            if (op is None) == isinstance(event, Created):
+            if fits(op, event):
+                assert event is not None
                 mutated = event.mutate(op)
                 assert mutated is not None
                 self._states[name] = mutated

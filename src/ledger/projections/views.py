@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..domain import Created, Operation, OperationEvent
 from .dialects import Dialect
-from .rows import COLUMNS, JSON_COLUMNS
+from .rows import COLUMNS, JSON_COLUMNS, operation_row, sortable_time
 
 
 @dataclass(frozen=True)
@@ -111,12 +112,8 @@ class OperationsView(View):
         ]
 
     def apply(self, cursor: Any, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
-        latest: dict[str, Change] = {}
-        for change in changes:
-            latest[change.name] = change
+        upserts, deletes = operation_rows(changes)
         table = d.table(self.table(generation))
-        upserts = [(*c.row, c.version, c.position) for c in latest.values() if c.row is not None]
-        deletes = [(c.name,) for c in latest.values() if c.row is None]
         if upserts:
             columns = (*COLUMNS, "version", "position")
             updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
@@ -155,19 +152,7 @@ class VersionsView(View):
         ]
 
     def apply(self, cursor: Any, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
-        opened: dict[str, list[Any]] = {}
-        inserts: list[list[Any]] = []
-        closes: list[tuple[Any, ...]] = []
-        for change in changes:
-            previous = opened.pop(change.name, None)
-            if previous is not None:  # the interval began earlier in this batch: close it before writing
-                previous[-3], previous[-1] = change.position, change.occurred_at
-            elif change.version > 1:
-                closes.append((change.position, change.occurred_at, change.name, change.version - 1))
-            if change.row is not None:
-                row = [*change.row, change.version, change.position, None, change.occurred_at, None]
-                inserts.append(row)
-                opened[change.name] = row
+        inserts, closes = version_rows(changes)
         table = d.table(self.table(generation))
         if closes:
             cursor.executemany(
@@ -183,3 +168,54 @@ class VersionsView(View):
 
 
 VIEWS: dict[str, View] = {view.name: view for view in (OperationsView(), VersionsView())}
+
+
+def project(op: Operation | None, event: OperationEvent | None, position: int) -> tuple[Operation, Change] | None:
+    """How one stored event lands in the views, from the operation's state before it.
+
+    None when the views cannot show it: undecodable, or out of sequence (no Created first, a version
+    skipped). Such events are audit's to report; rule-breaking events that do fit are shown.
+    """
+    if not fits(op, event):
+        return None
+    assert event is not None
+    after = event.mutate(op)
+    assert after is not None
+    row = None if after.deleted else operation_row(after)
+    return after, Change(position, after.name, event.originator_version, sortable_time(event.occurred_at), row)
+
+
+def fits(op: Operation | None, event: OperationEvent | None) -> bool:
+    """Whether `event` can follow `op` in a fold: decoded, Created first, no version skipped."""
+    if event is None or (op is None) != isinstance(event, Created):
+        return False
+    return op is None or op.version == event.originator_version - 1
+
+
+def operation_rows(changes: Sequence[Change]) -> tuple[list[tuple[Any, ...]], list[tuple[str]]]:
+    """The operations view after `changes`: rows to upsert (with version and position), names to delete."""
+    latest: dict[str, Change] = {}
+    for change in changes:
+        latest[change.name] = change
+    upserts = [(*c.row, c.version, c.position) for c in latest.values() if c.row is not None]
+    deletes = [(c.name,) for c in latest.values() if c.row is None]
+    return upserts, deletes
+
+
+def version_rows(changes: Sequence[Change]) -> tuple[list[list[Any]], list[tuple[Any, ...]]]:
+    """The versions view after `changes`: rows to insert, and closes (position, time, name, version) of
+    intervals opened before these changes. For a whole history from version 1 there are no closes."""
+    opened: dict[str, list[Any]] = {}
+    inserts: list[list[Any]] = []
+    closes: list[tuple[Any, ...]] = []
+    for change in changes:
+        previous = opened.pop(change.name, None)
+        if previous is not None:  # the interval began among these changes: close it in place
+            previous[-3], previous[-1] = change.position, change.occurred_at
+        elif change.version > 1:
+            closes.append((change.position, change.occurred_at, change.name, change.version - 1))
+        if change.row is not None:
+            row = [*change.row, change.version, change.position, None, change.occurred_at, None]
+            inserts.append(row)
+            opened[change.name] = row
+    return inserts, closes
