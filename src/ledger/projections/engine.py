@@ -22,7 +22,7 @@ from .views import VIEWS, Change, fits, project
 PROJECTIONS_TABLE = "ledger_projections"
 CURRENT, BUILDING, RETIRED = "current", "building", "retired"
 BATCH_SIZE = 1000
-_CACHE_LIMIT = 100_000
+_CACHE_LIMIT = 20_000  # operations whose latest state is kept between batches
 
 Progress = Callable[[int], None]
 
