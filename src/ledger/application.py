@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -17,6 +17,7 @@ from . import commands
 from .audit import Auditor, digest_log
 from .domain import CancelRequested, Created, Deleted, Failed, Operation, OperationEvent, Progressed, Succeeded
 from .errors import Code, LedgerError, invalid, not_found
+from .ingest import Ingester, Rejection
 from .names import validate_name
 from .projections import queries
 from .projections.engine import Progress, ProjectionEngine
@@ -304,6 +305,32 @@ class Ledger:
         with translated_errors(self._backend):
             self._engine.rebuild(chosen, progress, total, batch_size)
 
+    # -- moving events in and out ----------------------------------------------------------------
+
+    def ingest(
+        self,
+        lines: Iterable[bytes | str],
+        *,
+        snapshots: bool = False,
+        on_reject: Callable[[Rejection], None] | None = None,
+        progress: Progress | None = None,
+    ) -> JSONObject:
+        """Record event JSON lines (or, with `snapshots`, Operation JSON lines) in batches.
+
+        Bad lines go to `on_reject` and every other line lands; duplicates are skipped. Returns
+        `{"lines", "recorded", "duplicates", "rejected", "operations"}`.
+        """
+        ingester = Ingester(
+            self._engine.db,
+            self._app.mapper.transcoder,
+            save=self._save,
+            after_batch=self._catch_up,
+        )
+        encoded = (line.encode() if isinstance(line, str) else line for line in lines)
+        with translated_errors(self._backend):
+            summary = ingester.run(encoded, snapshots=snapshots, on_reject=on_reject, progress=progress)
+        return summary.to_json()
+
     # -- audit --------------------------------------------------------------------------------
 
     def audit(self, names: Iterable[str] | None = None, *, progress: Progress | None = None) -> JSONObject:
@@ -372,6 +399,12 @@ class Ledger:
         self.close()
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _save(self, ops: Sequence[Operation]) -> None:
+        self._app.save(*ops)
+
+    def _catch_up(self) -> None:
+        self._engine.catch_up()
 
     def _latest_version(self, name: str) -> int:
         latest = self._app.recorder.select_events(name, desc=True, limit=1)

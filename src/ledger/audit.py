@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from eventsourcing.persistence import StoredEvent, Transcoder
 
+from . import log
 from .chain import GENESIS, LogDigest
 from .domain import Operation, broken_rule
 from .projections.database import ViewDatabase
@@ -78,7 +79,7 @@ class Auditor:
 
     def run(self, cursor: Any, names: Sequence[str] | None = None) -> Report:
         report = Report()
-        end = _log_end(cursor, self.db)
+        end = log.log_end(cursor, self.db)
         for view, position in sorted(self.positions.items()):
             if position < end:
                 detail = f"the {view} view is {end - position} positions behind the log (at {position} of {end})"
@@ -172,17 +173,7 @@ class Auditor:
         """Whole histories, a chunk of operations at a time, in (name, version) order."""
         columns = f"{self.db.position_column}, originator_id, originator_version, topic, state"
         if names is not None:
-            for start in range(0, len(names), 500):
-                part = list(names[start : start + 500])
-                in_list, as_array = self.d.in_list("originator_id", len(part))
-                cursor.execute(
-                    self.d.sql(
-                        f"SELECT {columns} FROM {self.db.events_table} WHERE {in_list} "
-                        "ORDER BY originator_id, originator_version"
-                    ),
-                    (part,) if as_array else part,
-                )
-                yield _group(cursor.fetchall())
+            yield _group(log.histories(cursor, self.db, names))
             return
         after: tuple[str, int] | None = None
         carried: list[tuple[Any, ...]] = []
@@ -288,26 +279,13 @@ def _difference(view: str, expected: tuple[Any, ...] | None, stored: tuple[Any, 
     return f"the {view} view differs from a fresh fold of the log in: {', '.join(differing)}"
 
 
-def _log_end(cursor: Any, db: ViewDatabase) -> int:
-    cursor.execute(f"SELECT MAX({db.position_column}) FROM {db.events_table}")
-    return int(cursor.fetchone()[0] or 0)
-
-
 def digest_log(cursor: Any, db: ViewDatabase, upto: int | None = None) -> LogDigest:
     """The log digest up to position `upto` (default: the end of the log), streamed in chunks."""
     digest = LogDigest()
     after = 0
-    stop = _log_end(cursor, db) if upto is None else upto
-    pos = db.position_column
+    stop = log.log_end(cursor, db) if upto is None else upto
     while after < stop:
-        cursor.execute(
-            db.dialect.sql(
-                f"SELECT {pos}, originator_id, originator_version, topic, state FROM {db.events_table} "
-                f"WHERE {pos} > ? AND {pos} <= ? ORDER BY {pos} LIMIT ?"
-            ),
-            (after, stop, CHUNK),
-        )
-        rows = cursor.fetchall()
+        rows = log.read_after(cursor, db, after, CHUNK, upto=stop)
         if not rows:
             break
         for position, name, version, topic, state in rows:

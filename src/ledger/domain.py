@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, ClassVar
 
+import orjson
+
 from . import chain
 from .errors import Code, LedgerError
 from .timestamps import Timestamp, format_timestamp, from_datetime, parse_timestamp, to_datetime
@@ -84,7 +86,11 @@ class Operation:
     @classmethod
     def create(cls, name: str, occurred_at: Timestamp, values: JSONObject) -> Operation:
         """A new operation whose first, pending event is Created."""
-        event = Created.next_after(None, name, occurred_at, values)
+        return cls.start(Created.next_after(None, name, occurred_at, values))
+
+    @classmethod
+    def start(cls, event: OperationEvent) -> Operation:
+        """A new operation from its Created event, kept pending."""
         refuse_if_broken(None, event)
         op = event.mutate(None)
         assert op is not None
@@ -98,7 +104,10 @@ class Operation:
 
     def trigger(self, event_class: type[OperationEvent], occurred_at: Timestamp, **values: Any) -> None:
         """Build the next event, refuse it if it breaks a rule, else apply it and keep it pending."""
-        event = event_class.next_after(self, self.id, occurred_at, values)
+        self.append(event_class.next_after(self, self.id, occurred_at, values))
+
+    def append(self, event: OperationEvent) -> None:
+        """Apply an event built by `next_after` on this state, unless it breaks a rule; keep it pending."""
         refuse_if_broken(self, event)
         event.mutate(self)
         self.pending.append(event)
@@ -141,6 +150,10 @@ class OperationEvent:
             "version": self.originator_version,
             "recordedAt": format_timestamp(from_datetime(self.timestamp)),
         }
+
+    def signature(self) -> tuple[str, Timestamp, bytes]:
+        """What makes two events the same for ingest: type, occurredAt and fields."""
+        return self.TYPE, self.occurred_at, orjson.dumps(self.values(), option=orjson.OPT_SORT_KEYS)
 
     def expected_hash(self, previous: str) -> str:
         return chain.link(previous, self.body())

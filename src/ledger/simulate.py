@@ -10,6 +10,8 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
+
 from .domain import CancelRequested, Failed, Operation, Progressed, Succeeded
 from .timestamps import Timestamp, parse_timestamp
 
@@ -35,6 +37,14 @@ def simulate_operations(count: int, seed: int = 0) -> Iterator[Operation]:
         clock = Timestamp(clock + int(rng.expovariate(1 / 20) * _SECOND) + 1)
         service = rng.choices(_SERVICES, weights=(35, 25, 25, 15))[0]
         yield service(rng, index, clock)
+
+
+def simulate_lines(count: int, seed: int = 0) -> Iterator[bytes]:
+    """The workload as event JSON lines, ready for `ledger ingest`: each operation's events in order."""
+    for op in simulate_operations(count, seed):
+        for event in op.pending:
+            body = event.body()
+            yield orjson.dumps({k: v for k, v in body.items() if k not in ("version", "recordedAt")}) + b"\n"
 
 
 def _finish(op: Operation, rng: random.Random, at: Timestamp, region: str, response: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from ..store import DEFAULT_URL
 from .audit import audit, digest, verify
 from .boundary import LedgerGroup
 from .operations import register
+from .transfer import ingest, simulate
 from .views import list_, replay
 
 
@@ -37,7 +38,7 @@ def cli(ctx: click.Context, database_url: str) -> None:
 register(cli)
 cli.add_command(list_)
 cli.add_command(replay)
-for command in (audit, digest, verify):
+for command in (audit, digest, verify, simulate, ingest):
     cli.add_command(command)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent, Transcoder
 
+from .. import log
 from ..domain import Operation, OperationEvent
 from ..store import decode_event
 from .database import ViewDatabase
@@ -83,8 +84,7 @@ class ProjectionEngine:
     # -- catching up ----------------------------------------------------------------------------
 
     def log_end(self, cursor: Any) -> int:
-        cursor.execute(f"SELECT MAX({self.db.position_column}) FROM {self.db.events_table}")
-        return int(cursor.fetchone()[0] or 0)
+        return log.log_end(cursor, self.db)
 
     def positions(self, role: str = CURRENT) -> dict[str, int]:
         with self.db.read() as cursor:
@@ -149,16 +149,8 @@ class ProjectionEngine:
         )
         return [Target(row[0], int(row[1]), int(row[2])) for row in cursor.fetchall()]
 
-    def _read_log(self, cursor: Any, after: int) -> list[tuple[Any, ...]]:
-        cursor.execute(
-            self.d.sql(
-                f"SELECT {self.db.position_column}, originator_id, originator_version, topic, state "
-                f"FROM {self.db.events_table} WHERE {self.db.position_column} > ? "
-                f"ORDER BY {self.db.position_column} LIMIT ?"
-            ),
-            (after, self.batch_size),
-        )
-        return list(cursor.fetchall())
+    def _read_log(self, cursor: Any, after: int) -> list[log.Row]:
+        return log.read_after(cursor, self.db, after, self.batch_size)
 
     def _fold(self, cursor: Any, records: Sequence[tuple[Any, ...]]) -> list[Change]:
         """Each record as a Change, folding from the operation's state before the batch."""
@@ -185,15 +177,7 @@ class ProjectionEngine:
         return changes
 
     def _load_states(self, cursor: Any, names: list[str], first_version: dict[str, int]) -> None:
-        in_list, as_array = self.d.in_list("originator_id", len(names))
-        cursor.execute(
-            self.d.sql(
-                f"SELECT originator_id, originator_version, topic, state FROM {self.db.events_table} "
-                f"WHERE {in_list} ORDER BY originator_id, originator_version"
-            ),
-            (names,) if as_array else names,
-        )
-        for name, version, topic, state in cursor.fetchall():
+        for _, name, version, topic, state in log.histories(cursor, self.db, names):
             if version >= first_version[name]:
                 continue
             event = self._decode(name, version, topic, state)

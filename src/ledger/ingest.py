@@ -1,0 +1,320 @@
+"""Ingest: event JSON lines (or Operation snapshots) into the ledger, in batches.
+
+Each batch of lines is checked against the operations' current state with the same rules and input
+checks as the commands, saved in one transaction (many operations at once), and projected into the
+views in the same pass. A line that is not valid JSON, names no valid operation, or breaks a rule is
+rejected with its line number and reason; every other line lands. A line identical to an event the
+operation already has (same type, occurredAt and fields, or the same version) is a duplicate and is
+skipped, so ingesting a file twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from eventsourcing.persistence import RecordConflictError, StoredEvent, Transcoder
+
+from . import commands, log
+from .domain import (
+    EVENT_TYPES,
+    CancelRequested,
+    Created,
+    Operation,
+    OperationEvent,
+)
+from .errors import Code, LedgerError, invalid
+from .names import validate_name
+from .projections.database import ViewDatabase
+from .snapshots import events_from_snapshot
+from .store import decode_event
+from .timestamps import now, parse_timestamp
+from .values import JSONObject
+
+BATCH_LINES = 1000
+OUTPUT_ONLY = ("position", "recordedAt", "hash")
+_FIELDS: dict[str, set[str]] = {
+    cls.TYPE: {"type", "name", "occurredAt", "version", *OUTPUT_ONLY, *cls.KEYS.values()}
+    for cls in EVENT_TYPES.values()
+}
+
+
+@dataclass(frozen=True)
+class Rejection:
+    line: int
+    reason: str  # "CODE: message"
+    input: str
+
+    def to_json(self) -> JSONObject:
+        return {"line": self.line, "reason": self.reason, "input": self.input}
+
+
+@dataclass
+class Summary:
+    lines: int = 0
+    recorded: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    operations: set[str] = field(default_factory=set)
+
+    def to_json(self) -> JSONObject:
+        return {
+            "lines": self.lines,
+            "recorded": self.recorded,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "operations": len(self.operations),
+        }
+
+
+@dataclass
+class _Known:
+    """An operation as ingest sees it: its state and the signatures of every event it holds."""
+
+    op: Operation | None
+    signatures: set[tuple[str, int, bytes]]
+    by_version: dict[int, tuple[str, int, bytes]]
+    created: bytes = b""  # the Created event's content, time aside
+
+
+class Ingester:
+    def __init__(
+        self,
+        db: ViewDatabase,
+        transcoder: Transcoder,
+        save: Callable[[Sequence[Operation]], None],
+        after_batch: Callable[[], None],
+    ) -> None:
+        self.db, self.d = db, db.dialect
+        self.transcoder = transcoder
+        self.save = save
+        self.after_batch = after_batch
+
+    def run(
+        self,
+        lines: Iterable[bytes],
+        *,
+        snapshots: bool = False,
+        on_reject: Callable[[Rejection], None] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Summary:
+        summary = Summary()
+        for batch in _batches(lines):
+            rejections = self._batch(batch, snapshots, summary)
+            for rejection in rejections:
+                summary.rejected += 1
+                if on_reject:
+                    on_reject(rejection)
+            summary.lines += len(batch)
+            if progress:
+                progress(len(batch))
+        return summary
+
+    def _batch(self, batch: list[tuple[int, bytes]], snapshots: bool, summary: Summary) -> list[Rejection]:
+        """Apply one batch; on a lost race with another writer, reload and apply it again."""
+        for attempt in range(3):
+            known = self._load({name for _, raw in batch for name in _names(raw, snapshots)})
+            rejections: list[Rejection] = []
+            counts = Summary()
+            for number, raw in batch:
+                try:
+                    if snapshots:
+                        self._snapshot_line(raw, known, counts)
+                    else:
+                        self._event_line(_parse(raw), known, counts)
+                except LedgerError as e:
+                    rejections.append(Rejection(number, f"{e.code_name}: {e.message}", _text(raw)))
+            changed = [k.op for k in known.values() if k.op is not None and k.op.pending]
+            try:
+                if changed:
+                    self.save(changed)
+            except RecordConflictError:
+                if attempt == 2:
+                    raise LedgerError(Code.ABORTED, "other writers kept changing the same operations; retry") from None
+                continue
+            self.after_batch()
+            summary.recorded += counts.recorded
+            summary.duplicates += counts.duplicates
+            summary.operations |= counts.operations
+            return rejections
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- one line ---------------------------------------------------------------------------------
+
+    def _event_line(self, line: JSONObject, known: dict[str, _Known], counts: Summary) -> None:
+        kind = line.get("type")
+        if kind not in EVENT_TYPES:
+            raise invalid("type", f"{kind!r} is not one of {', '.join(EVENT_TYPES)}")
+        unknown = sorted(set(line) - _FIELDS[kind])
+        if unknown:
+            raise invalid(unknown[0], f"is not a field of {kind}")
+        name = validate_name(line.get("name"))
+        if "occurredAt" not in line:
+            raise invalid("occurredAt", "is required in ingested events, so that a second ingest finds it again")
+        when = parse_timestamp(line["occurredAt"], "occurredAt")
+        version = line.get("version")
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+            raise invalid("version", f"{version!r} is not a version")
+        entry = known.setdefault(name, _Known(None, set(), {}))
+        event_class = EVENT_TYPES[kind]
+        values = _values(event_class, line, entry.op)
+        self._append(name, entry, event_class, when, values, version, counts)
+
+    def _snapshot_line(self, raw: bytes, known: dict[str, _Known], counts: Summary) -> None:
+        parsed = _parse_any(raw)
+        snapshots = parsed.get("operations", []) if "operations" in parsed or not parsed else [parsed]
+        if not isinstance(snapshots, list):
+            raise invalid("operations", "must be a list of Operation objects")
+        for snapshot in snapshots:
+            if not isinstance(snapshot, dict):
+                raise invalid("operations", "must be a list of Operation objects")
+            name = validate_name(snapshot.get("name"))
+            entry = known.setdefault(name, _Known(None, set(), {}))
+            for event_class, when, values in events_from_snapshot(entry.op, snapshot, now()):
+                self._append(name, entry, event_class, when, values, None, counts)
+
+    def _append(
+        self,
+        name: str,
+        entry: _Known,
+        event_class: type[OperationEvent],
+        when: int,
+        values: JSONObject,
+        version: int | None,
+        counts: Summary,
+    ) -> None:
+        op = entry.op
+        candidate = event_class.next_after(op, name, when, values)  # type: ignore[arg-type]
+        signature = candidate.signature()
+        if version is not None and op is not None and version <= op.version:
+            if entry.by_version.get(version) == signature:
+                counts.duplicates += 1
+                return
+            raise LedgerError(Code.FAILED_PRECONDITION, f"version {version} of {name!r} holds another event")
+        if signature in entry.signatures:
+            counts.duplicates += 1
+            return
+        if version is not None and version != (op.version if op else 0) + 1:
+            latest = op.version if op else 0
+            raise LedgerError(Code.FAILED_PRECONDITION, f"version {version} would leave a gap after version {latest}")
+        if isinstance(candidate, Created) and op is not None:
+            if op.deleted:
+                raise LedgerError(Code.FAILED_PRECONDITION, f"operation {name!r} was deleted; a name is created once")
+            if entry.created == _content(candidate) or (values["request_id"] and values["request_id"] == op.request_id):
+                counts.duplicates += 1  # a repeated create, as the command treats it
+                return
+            raise LedgerError(Code.ALREADY_EXISTS, f"operation {name!r} already exists with different content")
+        if op is None and not isinstance(candidate, Created):
+            raise LedgerError(Code.NOT_FOUND, f"operation {name!r} not found")
+        if isinstance(candidate, CancelRequested) and op is not None and op.cancel_requested and not op.done:
+            counts.duplicates += 1  # a second request is a no-op, as the command says
+            return
+        if op is None:
+            op = entry.op = Operation.start(candidate)
+            entry.created = _content(candidate)
+        else:
+            op.append(candidate)
+        entry.signatures.add(signature)
+        entry.by_version[op.version] = signature
+        counts.recorded += 1
+        counts.operations.add(name)
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def _load(self, names: set[str]) -> dict[str, _Known]:
+        """Every named operation's state and event signatures, read from the log in one query."""
+        known: dict[str, _Known] = {name: _Known(None, set(), {}) for name in names}
+        with self.db.read() as cursor:
+            rows = log.histories(cursor, self.db, sorted(names))
+        for _, name, version, topic, state in rows:
+            event = decode_event(StoredEvent(name, version, topic, bytes(state)), self.transcoder)
+            entry = known[name]
+            entry.op = event.mutate(entry.op)
+            entry.signatures.add(event.signature())
+            entry.by_version[version] = event.signature()
+            if isinstance(event, Created):
+                entry.created = _content(event)
+        return known
+
+
+def _values(event_class: type[OperationEvent], line: JSONObject, op: Operation | None) -> JSONObject:
+    """A line's fields, checked exactly as the matching command checks its arguments."""
+    if event_class is Created:
+        return commands.created_values(
+            verb=line.get("verb"),
+            target=line.get("target"),
+            api_version=line.get("apiVersion"),
+            metadata=line.get("metadata"),
+            lifecycle_fields=line.get("lifecycleFields"),
+            request_id=line.get("requestId"),
+        )
+    if op is None:
+        return {}  # NOT_FOUND comes next, with the name
+    if event_class.TYPE == "Progressed":
+        return commands.progressed_values(
+            op,
+            status_detail=line.get("statusDetail"),
+            progress_percent=line.get("progressPercent"),
+            metadata_patch=line.get("metadataPatch"),
+        )
+    if event_class.TYPE == "Succeeded":
+        return commands.succeeded_values(line.get("response"))
+    if event_class.TYPE == "Failed":
+        error = line.get("error")
+        if not isinstance(error, dict):
+            raise invalid("error", "must be a google.rpc.Status object with a code")
+        unknown = sorted(set(error) - {"code", "message", "details"})
+        if unknown:
+            raise invalid(f"error.{unknown[0]}", "is not a field of google.rpc.Status")
+        return commands.failed_values(error.get("code"), error.get("message"), error.get("details"))
+    return {}
+
+
+def _content(event: OperationEvent) -> bytes:
+    return orjson.dumps(event.values(), option=orjson.OPT_SORT_KEYS)
+
+
+def _batches(lines: Iterable[bytes]) -> Iterator[list[tuple[int, bytes]]]:
+    batch: list[tuple[int, bytes]] = []
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        batch.append((number, raw))
+        if len(batch) == BATCH_LINES:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _parse_any(raw: bytes) -> Any:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise invalid("line", f"not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise invalid("line", "must be a JSON object")
+    return value
+
+
+def _parse(raw: bytes) -> JSONObject:
+    value: JSONObject = _parse_any(raw)
+    return value
+
+
+def _names(raw: bytes, snapshots: bool) -> list[str]:
+    """The operation names a line speaks of, for loading their state before the batch runs."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(value, dict):
+        return []
+    items = value.get("operations") if snapshots and isinstance(value.get("operations"), list) else [value]
+    return [item["name"] for item in items if isinstance(item, dict) and isinstance(item.get("name"), str)]  # type: ignore[union-attr]
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace").rstrip("\r\n")

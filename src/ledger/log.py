@@ -1,0 +1,48 @@
+"""Direct reads of the stored event log, for the paths that read it in bulk (projection, audit, ingest,
+digest). Rows are `(position, name, version, topic, state)`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .projections.database import ViewDatabase
+
+Row = tuple[int, str, int, str, bytes]
+
+
+def log_end(cursor: Any, db: ViewDatabase) -> int:
+    """The position of the last event recorded (0 for an empty log)."""
+    cursor.execute(f"SELECT MAX({db.position_column}) FROM {db.events_table}")
+    return int(cursor.fetchone()[0] or 0)
+
+
+def read_after(cursor: Any, db: ViewDatabase, after: int, limit: int, upto: int | None = None) -> list[Row]:
+    """Up to `limit` events after position `after` (and at or before `upto`), in position order."""
+    position = db.position_column
+    bound, params = ("", [after]) if upto is None else (f" AND {position} <= ?", [after, upto])
+    cursor.execute(
+        db.dialect.sql(
+            f"SELECT {position}, originator_id, originator_version, topic, state FROM {db.events_table} "
+            f"WHERE {position} > ?{bound} ORDER BY {position} LIMIT ?"
+        ),
+        [*params, limit],
+    )
+    return list(cursor.fetchall())
+
+
+def histories(cursor: Any, db: ViewDatabase, names: Sequence[str]) -> list[Row]:
+    """Every event of the named operations, by name and then version."""
+    rows: list[Row] = []
+    for start in range(0, len(names), 500):
+        part = list(names[start : start + 500])
+        in_list, as_array = db.dialect.in_list("originator_id", len(part))
+        cursor.execute(
+            db.dialect.sql(
+                f"SELECT {db.position_column}, originator_id, originator_version, topic, state FROM {db.events_table} "
+                f"WHERE {in_list} ORDER BY originator_id, originator_version"
+            ),
+            (part,) if as_array else part,
+        )
+        rows += cursor.fetchall()
+    return rows
