@@ -265,3 +265,43 @@ def test_verify_rejects_malformed_digests(ledger: Ledger) -> None:
     assert wrong["ok"] is False
     beyond = ledger.verify({"position": 10_000, "digest": ledger.digest()["digest"]})
     assert beyond["ok"] is False and "ends at position" in beyond["detail"]
+
+
+def _rewrite(lg: Ledger, name: str, version: int, change: Callable[[dict[str, Any]], Any]) -> int:
+    position = _positions(lg, name)[version]
+    _, state = _row(lg, name, version)
+    _set_state(lg, name, version, orjson.dumps(change(orjson.loads(state))))
+    return position
+
+
+MALFORMED: dict[str, Callable[[Ledger], int]] = {
+    "Failed without a code": lambda lg: _rewrite(lg, B, 2, lambda p: p),  # replaced below
+    "unknown lifecycle fields": lambda lg: _rewrite(lg, A, 1, lambda p: {**p, "lifecycleFields": "bogus"}),
+    "payload not an object": lambda lg: _rewrite(lg, A, 2, lambda p: [p]),
+    "percent out of range": lambda lg: _rewrite(lg, A, 3, lambda p: {**p, "progressPercent": 500}),
+    "response without @type": lambda lg: _rewrite(lg, A, 4, lambda p: {**p, "response": {"x": 1}}),
+}
+
+
+def _failed_without_code(lg: Ledger) -> int:
+    lg.fail(B, code="INTERNAL", message="boom", occurred_at="2026-11-21T10:05:00Z")
+    return _rewrite(lg, B, 3, lambda p: {**p, "error": {"message": "boom"}})
+
+
+MALFORMED["Failed without a code"] = _failed_without_code
+
+
+@pytest.mark.parametrize("label", sorted(MALFORMED))
+def test_malformed_stored_events_are_findings_not_crashes(ledger_url: str, label: str) -> None:
+    """An event written past the ledger that decodes as JSON but not as an event: audit reports it,
+    and nothing else stops working (other operations, new writes, replay)."""
+    with Ledger.open(ledger_url) as lg:
+        _scenario(lg)
+        position = MALFORMED[label](lg)
+        lg.create("projects/p/operations/unrelated", verb="create")
+        assert lg.get("projects/p/operations/unrelated")["metadata"]["verb"] == "create"
+        assert len(lg.list()["operations"]) >= 2
+        lg.replay()
+        report = lg.audit()
+    assert report["ok"] is False
+    assert any(f["kind"] == "decode" and f["position"] == position for f in report["findings"]), report["findings"]

@@ -357,6 +357,9 @@ BAD_FILTERS = [
     ("verb = x AND 'y'", 14, "expected a field name"),
     ("error:", 7, "expected a value"),
     ("error = 1", 1, "unknown field"),
+    ('metadata.tags.0 = "gpu"', 1, "indexes into a list"),
+    ("metadata.n < 99999999999999999999", 1, "64-bit"),
+    ("metadata.n < 1e999", 1, "beyond the range"),
 ]
 
 

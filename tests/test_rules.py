@@ -219,6 +219,24 @@ BAD_INPUTS: list[tuple[str, Callable[[Ledger], object], str]] = [
         "metadata.k[0]",
     ),
     ("NUL in a key", lambda lg: lg.succeed(OP, response={"@type": META, "a\x00": 1}), "response"),
+    (
+        "integer beyond 64 bits",
+        lambda lg: lg.create("operations/new", metadata={"@type": META, "n": 2**70}),
+        "metadata",
+    ),
+    ("lone surrogate", lambda lg: lg.create("operations/new", verb="\udc80"), "verb"),
+    ("non-text key", lambda lg: lg.succeed(OP, response={"@type": META, 1: "a"}), "response"),  # type: ignore[dict-item]
+    ("surrogate in a name", lambda lg: lg.create("operations/\udc80"), "name"),
+    (
+        "per-api on OperationMetadata",
+        lambda lg: lg.create(
+            "operations/new",
+            metadata={"@type": "type.googleapis.com/google.cloud.common.OperationMetadata"},
+            lifecycle_fields="per-api",
+        ),
+        "lifecycleFields",
+    ),
+    ("none without metadata", lambda lg: lg.create("operations/new", lifecycle_fields="none"), "lifecycleFields"),
 ]
 
 

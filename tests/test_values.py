@@ -129,7 +129,8 @@ def test_database_urls() -> None:
     assert socket.settings.port == 5432
     assert socket.redacted_url == "postgresql://me@:5432/ops?host=/var/run/postgresql"
 
-    for bad in ("ledger.db", "mysql://x/y", "sqlite://relative.db", "postgresql://h/db?sslmode=require&x=1"):
+    injected = "postgresql://h/db?schema=x%22.%22y%22%20--%20%3F"
+    for bad in ("ledger.db", "mysql://x/y", "sqlite://relative.db", "postgresql://h/db?sslmode=require&x=1", injected):
         with pytest.raises(LedgerError) as e:
             open_backend(bad)
         assert e.value.code == Code.INVALID_ARGUMENT

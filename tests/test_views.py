@@ -290,3 +290,25 @@ def test_gaps_in_positions_are_skipped_not_waited_for(ledger_url: str) -> None:
         assert positions[1] - positions[0] == 6
         assert lg.view_lag() == {"operations": 0, "versions": 0}
         assert [op["name"] for op in lg.list()["operations"]] == ["operations/after", "operations/before"]
+
+
+def test_a_listing_is_one_snapshot_however_long_it_is_read(ledger: Ledger) -> None:
+    """An operation that stops matching, or changes, after the first page is still where it was."""
+    for i in range(3):
+        ledger.create(f"operations/op{i}", occurred_at=f"2026-11-21T10:00:0{3 - i}Z")
+    first = ledger.list(filter="done = false", page_size=1)
+    ledger.succeed("operations/op1")
+    ledger.progress("operations/op2", status_detail="moved on")
+    ledger.create("operations/newer", occurred_at="2026-11-21T11:00:00Z")
+    seen = [op["name"] for op in first["operations"]]
+    token = first["nextPageToken"]
+    while token:
+        page = ledger.list(filter="done = false", page_size=1, page_token=token)
+        seen += [op["name"] for op in page["operations"]]
+        token = page.get("nextPageToken", "")
+    assert seen == ["operations/op0", "operations/op1", "operations/op2"]
+    assert [op["name"] for op in ledger.list(filter="done = false")["operations"]] == [
+        "operations/newer",
+        "operations/op0",
+        "operations/op2",
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -27,6 +28,7 @@ from .store import APPLICATION_NAME, DEFAULT_URL, Backend, decode_event, open_ba
 from .timestamps import Timestamp, format_timestamp, now, parse_timestamp
 from .values import JSONObject, parse_json
 
+_log = logging.getLogger("ledger")
 History = list[JSONObject]  # named here: inside Ledger, `list` is the list method
 
 
@@ -109,7 +111,7 @@ class Ledger:
                     if attempt or not _is_conflict(e):
                         raise
                     continue
-                self._engine.catch_up()
+                self._after_save()
                 return render_operation(op)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -262,7 +264,8 @@ class Ledger:
         with translated_errors(self._backend):
             self._engine.catch_up()
             with self._engine.db.read() as cursor:
-                return queries.list_page(cursor, self._engine.d, request)
+                position = self._engine.positions_in(cursor)["operations"]
+                return queries.list_page(cursor, self._engine.d, request, position)
 
     def history(self, name: str) -> History:
         """Every event of the operation, oldest first, with version, position, recordedAt and hash."""
@@ -324,7 +327,7 @@ class Ledger:
             self._engine.db,
             self._app.mapper.transcoder,
             save=self._save,
-            after_batch=self._catch_up,
+            after_batch=self._after_save,
         )
         encoded = (line.encode() if isinstance(line, str) else line for line in lines)
         with translated_errors(self._backend):
@@ -403,8 +406,14 @@ class Ledger:
     def _save(self, ops: Sequence[Operation]) -> None:
         self._app.save(*ops)
 
-    def _catch_up(self) -> None:
-        self._engine.catch_up()
+    def _after_save(self) -> None:
+        """Read-your-writes: the views show a command's event before it returns. The event is stored
+        by now, so a failure here must not fail the command (a retry would record it twice): it is
+        logged, and the next read or write catches the views up."""
+        try:
+            self._engine.catch_up()
+        except Exception as e:
+            _log.warning("views not caught up after a write (the next read will): %s", e)
 
     def _latest_version(self, name: str) -> int:
         latest = self._app.recorder.select_events(name, desc=True, limit=1)
@@ -428,7 +437,7 @@ class Ledger:
     ) -> JSONObject:
         op.trigger(event_class, when, **values)
         self._app.save(op)
-        self._engine.catch_up()  # read-your-writes: the views show this event before the command returns
+        self._after_save()
         return render_operation(op)
 
     def _repeated_create(self, existing: Operation, values: JSONObject) -> JSONObject:

@@ -125,13 +125,17 @@ class Auditor:
                 error("decode", position, str(e))
                 previous_hash = None  # the next link cannot be checked against an unreadable one
                 continue
-            if previous_hash is not None and event.hash != event.expected_hash(previous_hash):
-                error("chain", position, f"version {version}: the stored hash does not match the event's content")
-            previous_hash = event.hash
-            broken = broken_rule(op, event)
-            if broken:
-                error("rule", position, f"version {version} ({event.TYPE}): {broken[1]}")
-            landed = project(op, event, position)
+            try:
+                if previous_hash is not None and event.hash != event.expected_hash(previous_hash):
+                    error("chain", position, f"version {version}: the stored hash does not match the event's content")
+                previous_hash = event.hash
+                broken = broken_rule(op, event)
+                if broken:
+                    error("rule", position, f"version {version} ({event.TYPE}): {broken[1]}")
+                landed = project(op, event, position)
+            except Exception as e:
+                error("decode", position, f"version {version} ({event.TYPE}) cannot be folded: {e!r}")
+                op, landed = None, None
             if landed is not None:
                 op, change = landed
                 changes.append(change)

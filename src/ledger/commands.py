@@ -11,7 +11,7 @@ from typing import Any
 
 from .domain import COMMON_METADATA_TYPE, LIFECYCLE_FIELDS, OWNED_KEYS, Operation, default_lifecycle_fields
 from .errors import invalid
-from .values import EMPTY, JSONObject, any_message, merge_patch, parse_json, reject_nul, status
+from .values import EMPTY, JSONObject, any_message, check_storable, merge_patch, parse_json, status
 
 
 def created_values(
@@ -30,8 +30,14 @@ def created_values(
         fields = str(lifecycle_fields)
     else:
         raise invalid("lifecycleFields", f"{lifecycle_fields!r} is not one of {', '.join(LIFECYCLE_FIELDS)}")
-    if meta is None and fields == "per-api":
-        raise invalid("lifecycleFields", f"'per-api' needs metadata of the API's own @type, not {COMMON_METADATA_TYPE}")
+    if meta is None and fields != "common":
+        raise invalid(
+            "lifecycleFields",
+            f"{fields!r} needs metadata of the API's own @type; without metadata the ledger keeps "
+            "OperationMetadata and its seven fields (common)",
+        )
+    if meta is not None and meta["@type"] == COMMON_METADATA_TYPE and fields == "per-api":
+        raise invalid("lifecycleFields", f"'per-api' names are not fields of {COMMON_METADATA_TYPE}")
     if meta is not None:
         _refuse_owned_keys(meta, fields, "metadata")
     return {
@@ -51,7 +57,7 @@ def progressed_values(
         raise invalid("progress", "give at least one of statusDetail, progressPercent, metadataPatch")
     if status_detail is not None and not isinstance(status_detail, str):
         raise invalid("statusDetail", "must be a string")
-    reject_nul(status_detail, "statusDetail")
+    check_storable(status_detail, "statusDetail")
     if progress_percent is not None and (
         isinstance(progress_percent, bool) or not isinstance(progress_percent, int) or not 0 <= progress_percent <= 100
     ):
@@ -75,7 +81,7 @@ def _metadata_patch(op: Operation, patch: object) -> JSONObject:
         patch = parse_json(patch, "metadataPatch")
     if not isinstance(patch, Mapping):
         raise invalid("metadataPatch", "must be a JSON object (an RFC 7396 merge patch)")
-    reject_nul(patch, "metadataPatch")
+    check_storable(patch, "metadataPatch")
     if op.metadata is None:
         raise invalid(
             "metadataPatch",
@@ -102,5 +108,5 @@ def _text(value: object, field: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise invalid(field, "must be a string")
-    reject_nul(value, field)
+    check_storable(value, field)
     return value

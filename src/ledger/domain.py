@@ -8,6 +8,7 @@ their topics are pinned strings, and each carries a hash chained to the one befo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import Enum
@@ -332,9 +333,55 @@ def _recorded_at(text: str) -> datetime:
         return to_datetime(parse_timestamp(text, "recordedAt"))
 
 
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _any(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("@type"), str)
+
+
+def _status(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("code"), int)
+        and not isinstance(value.get("code"), bool)
+        and isinstance(value.get("message", ""), str)
+        and isinstance(value.get("details", []), list)
+        and all(_any(d) for d in value.get("details", []))
+    )
+
+
+# The shape each stored field must have for the ledger to fold it. A payload that decodes but breaks
+# one of these (written past the ledger) is undecodable to it: audit reports it, the views skip it.
+_STORED_SHAPES: dict[str, Callable[[Any], bool]] = {
+    "verb": _text,
+    "target": _text,
+    "api_version": _text,
+    "request_id": _text,
+    "status_detail": _text,
+    "metadata": _any,
+    "response": _any,
+    "lifecycle_fields": lambda v: v in LIFECYCLE_FIELDS,
+    "progress_percent": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100,
+    "metadata_patch": lambda v: isinstance(v, dict),
+    "error": _status,
+}
+
+
 def event_from_json(name: str, version: int, event_type: type[OperationEvent], payload: JSONObject) -> OperationEvent:
-    """Rebuild an event from its stored payload (the event JSON less type, name and version)."""
+    """Rebuild an event from its stored payload (the event JSON less type, name and version).
+
+    Raises ValueError when the payload is not one the ledger wrote.
+    """
+    if not isinstance(payload, dict) or not isinstance(payload.get("hash", ""), str):
+        raise ValueError("the payload is not an event object")
     values = {attr: payload.get(key) for attr, key in event_type.KEYS.items() if key in payload}
+    for attr, value in values.items():
+        if value is not None and not _STORED_SHAPES[attr](value):
+            raise ValueError(f"{event_type.KEYS[attr]} holds {value!r}, which no {event_type.TYPE} event has")
+    if event_type is Failed and "error" not in values:
+        raise ValueError("a Failed event without its error")
     recorded = _recorded_at(payload["recordedAt"])
     return event_type(
         name,

@@ -14,7 +14,11 @@ def validate_name(name: object, field: str = "name") -> str:
     """The name unchanged when it is a valid operation name; INVALID_ARGUMENT naming the flaw otherwise."""
     if not isinstance(name, str) or not name:
         raise invalid(field, "an operation name is required (e.g. projects/p/operations/op-1)")
-    if len(name.encode()) > MAX_NAME_BYTES:
+    try:
+        size = len(name.encode())
+    except UnicodeEncodeError:
+        raise invalid(field, f"{name!r} is not valid Unicode text") from None
+    if size > MAX_NAME_BYTES:
         raise invalid(field, f"longer than {MAX_NAME_BYTES} bytes")
     segments = name.split("/")
     if len(segments) < 2 or segments[-2] != "operations":

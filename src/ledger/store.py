@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from .projections.database import PostgresViewDatabase, SQLiteViewDatabase, View
 
 DEFAULT_URL = "sqlite:///ledger.db"
 APPLICATION_NAME = "ledger"  # eventsourcing names the PostgreSQL tables after it: ledger_events
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}", re.ASCII)
 _SOCKET_DIRS = ("/var/run/postgresql", "/run/postgresql", "/tmp")  # noqa: S108 - libpq's defaults
 
 
@@ -67,7 +69,7 @@ def decode_event(stored: StoredEvent, transcoder: Transcoder) -> OperationEvent:
     try:
         event_type = EVENTS_BY_TOPIC[stored.topic]
         return event_from_json(name, version, event_type, transcoder.decode(stored.state))
-    except (KeyError, TypeError, ValueError, LedgerError) as e:
+    except Exception as e:  # whatever is wrong with stored bytes, it is the same finding
         msg = f"stored event {name!r} version {version} (topic {stored.topic!r}) cannot be decoded: {e}"
         raise MapperDeserialisationError(msg) from e
 
@@ -273,13 +275,16 @@ def _postgres_settings(url: str) -> PostgresSettings:
         port = int(query.get("port") or parts.port or 5432)
     except ValueError:
         raise invalid("database URL", "the port is not a number") from None
+    schema = query.get("schema", "")
+    if schema and not _SCHEMA_NAME.fullmatch(schema):
+        raise invalid("database URL", f"schema {schema!r} is not a plain identifier (letters, digits, _; at most 63)")
     return PostgresSettings(
         user=user,
         password=unquote(parts.password or "") or query.get("password", ""),
         host=query.get("host") or parts.hostname or _default_socket_dir(),
         port=port,
         dbname=unquote(parts.path.lstrip("/")) or query.get("dbname") or user,
-        schema=query.get("schema", ""),
+        schema=schema,
     )
 
 
@@ -312,8 +317,8 @@ def translated_errors(backend: Backend) -> Iterator[None]:
         if "locked" in text or "busy" in text:
             raise LedgerError(Code.ABORTED, f"the store is busy with another writer; retry ({text})") from None
         raise LedgerError(Code.UNAVAILABLE, f"cannot reach {backend.redacted_url}: {text}") from None
-    except PersistenceError as e:
-        raise LedgerError(Code.UNAVAILABLE, f"{backend.redacted_url}: {_scrub(e, backend)}") from None
+    except PersistenceError as e:  # not a connection problem: the statement or the data was refused
+        raise LedgerError(Code.INTERNAL, f"storage error at {backend.redacted_url}: {_scrub(e, backend)}") from None
     except MapperDeserialisationError as e:
         raise LedgerError(Code.DATA_LOSS, str(e)) from None
 

@@ -25,18 +25,27 @@ def parse_json(text: str | bytes, field: str) -> Any:
         raise invalid(field, f"not valid JSON: {e}") from None
 
 
-def reject_nul(value: object, field: str) -> None:
-    """No NUL character anywhere: PostgreSQL text and jsonb cannot hold one, so it could not be shown."""
+def check_storable(value: object, field: str) -> None:
+    """JSON that both databases can hold: encodable (64-bit integers, valid UTF-8, string keys) and
+    without NUL characters, which PostgreSQL's text and jsonb cannot hold."""
+    try:
+        orjson.dumps(value)
+    except TypeError as e:
+        raise invalid(field, f"cannot be stored as JSON: {e}") from None
+    _reject_nul(value, field)
+
+
+def _reject_nul(value: object, field: str) -> None:
     if isinstance(value, str):
         if "\x00" in value:
             raise invalid(field, "contains a NUL character")
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            reject_nul(key, field)
-            reject_nul(item, f"{field}.{key}")
+            _reject_nul(key, field)
+            _reject_nul(item, f"{field}.{key}")
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            reject_nul(item, f"{field}[{index}]")
+            _reject_nul(item, f"{field}[{index}]")
 
 
 def any_message(value: object, field: str) -> JSONObject:
@@ -48,7 +57,7 @@ def any_message(value: object, field: str) -> JSONObject:
     type_url = value.get("@type")
     if not isinstance(type_url, str) or "/" not in type_url or not type_url.rsplit("/", 1)[1]:
         raise invalid(field, f"needs an @type such as {EMPTY_TYPE!r}, got {type_url!r}")
-    reject_nul(value, field)
+    check_storable(value, field)
     rest = {k: v for k, v in value.items() if k != "@type"}
     if type_url == EMPTY_TYPE and rest:
         raise invalid(field, "google.protobuf.Empty has no fields")
@@ -62,7 +71,7 @@ def status(code: object, message: object, details: Iterable[object] | None, fiel
         message = ""
     if not isinstance(message, str):
         raise invalid(f"{field}.message", "must be a string")
-    reject_nul(message, f"{field}.message")
+    check_storable(message, f"{field}.message")
     if details is not None and not isinstance(details, (list, tuple)):
         raise invalid(f"{field}.details", "must be a list of Any objects")
     out: JSONObject = {"code": int(checked)}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..errors import LedgerError, error_code
@@ -80,7 +79,10 @@ class _Compiler:
             return Condition("error_code IS NOT NULL" if member == "error" else "response_type IS NOT NULL")
         prefix, _, path = member.partition(".")
         if prefix in JSON_PREFIXES and path:
-            return self.json(JSON_PREFIXES[prefix], tuple(path.split(".")), r)
+            segments = tuple(path.split("."))
+            if any(segment.isdigit() for segment in segments):
+                raise filter_error(r.position, f"{member} indexes into a list, which filters do not support")
+            return self.json(JSON_PREFIXES[prefix], segments, r)
         raise filter_error(r.position, f"unknown field {member!r}")
 
     def _comparators(self, r: Restriction, allowed: tuple[str, ...]) -> None:
@@ -143,7 +145,7 @@ class _Compiler:
         if kind == "number":
             self._comparators(r, ORDERING)
             sql = self.d.json_number_compare(column, SQL_COMPARATOR[r.comparator])
-            return Condition(sql, [path, path, self.d.number(value)])
+            return Condition(sql, [path, path, value])
         typed = self.d.json_type_is(column, ("string",))
         text = self.d.json_text(column)
         if r.comparator == ":":
@@ -156,13 +158,20 @@ class _Compiler:
 
 
 def _json_literal(r: Restriction) -> tuple[str, Any]:
+    """Quoted: text. Bare: a boolean, a number (64-bit integers; others as doubles, which is how
+    SQLite holds JSON numbers), or else text."""
     if r.quoted:
         return "string", r.value
     if r.value in ("true", "false"):
         return "boolean", r.value == "true"
     if _NUMBER.fullmatch(r.value):
-        try:
-            return "number", Decimal(r.value) if any(c in r.value for c in ".eE") else int(r.value)
-        except InvalidOperation:  # pragma: no cover - the pattern admits only valid numbers
-            pass
+        if any(c in r.value for c in ".eE"):
+            number = float(r.value)
+            if number in (float("inf"), float("-inf")):
+                raise filter_error(r.position, f"{r.value} is beyond the range of numbers filters compare")
+            return "number", number
+        integer = int(r.value)
+        if not -(2**63) <= integer < 2**63:
+            raise filter_error(r.position, f"{r.value} is beyond the 64-bit integers filters compare")
+        return "number", integer
     return "string", r.value

@@ -5,7 +5,6 @@ SQL in this package is written with `?` placeholders; `Dialect.sql` turns them i
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 
@@ -46,9 +45,6 @@ class Dialect:
 
     def json_boolean(self, value: bool) -> Any:
         raise NotImplementedError
-
-    def number(self, value: int | Decimal) -> Any:
-        return value
 
     def json_exists(self, column: str) -> str:
         raise NotImplementedError
@@ -93,9 +89,6 @@ class SQLiteDialect(Dialect):
 
     def json_boolean(self, value: bool) -> Any:
         return 1 if value else 0  # json_extract gives JSON true and false as 1 and 0
-
-    def number(self, value: int | Decimal) -> Any:
-        return value if isinstance(value, int) else float(value)
 
     def json_exists(self, column: str) -> str:
         return f"json_type({column}, ?) IS NOT NULL"

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent, Transcoder
+from eventsourcing.persistence import PersistenceError, StoredEvent, Transcoder
 
 from .. import log
 from ..domain import Operation, OperationEvent
@@ -46,7 +46,12 @@ class ProjectionEngine:
     # -- setting up -----------------------------------------------------------------------------
 
     def ensure(self) -> None:
-        """Create the tracking table, a first generation of each view, and the SQL views (idempotent)."""
+        """Create the tracking table, a first generation of each view, and the SQL views (idempotent).
+
+        A ledger that has them all is only read: opening one for reading writes nothing.
+        """
+        if self._ready():
+            return
         with self.db.write() as cursor:
             self.d.serialize_writers(cursor)
             cursor.execute(
@@ -65,6 +70,16 @@ class ProjectionEngine:
                 )
                 self._point_sql_view(cursor, name, 1)
         self._drop_retired()
+
+    def _ready(self) -> bool:
+        try:
+            with self.db.read() as cursor:
+                cursor.execute(f"SELECT view, role FROM {self._projections}")
+                rows = cursor.fetchall()
+        except PersistenceError:  # no tracking table yet
+            return False
+        current = {view for view, role in rows if role == CURRENT}
+        return current == set(VIEWS) and all(role != RETIRED for _, role in rows)
 
     def _point_sql_view(self, cursor: Any, name: str, generation: int) -> None:
         view = VIEWS[name]
@@ -168,9 +183,12 @@ class ProjectionEngine:
             self._states = {name: self._states[name] for name in first_version if name in self._states}
         changes = []
         for position, name, version, topic, state in records:
-            landed = project(
-                self._states.get(name) if version > 1 else None, self._decode(name, version, topic, state), position
-            )
+            before = self._states.get(name) if version > 1 else None
+            try:
+                landed = project(before, self._decode(name, version, topic, state), position)
+            except Exception:
+                self._states.pop(name, None)  # it may have changed the cached state half way
+                continue
             if landed is not None:
                 self._states[name], change = landed
                 changes.append(change)

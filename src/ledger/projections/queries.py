@@ -104,22 +104,32 @@ class Page:
         return out + b"}"
 
 
-def list_page(cursor: Any, d: Dialect, request: ListRequest) -> Page:
-    """One page of operations, newest createTime first, then by name."""
+def list_page(cursor: Any, d: Dialect, request: ListRequest, view_position: int) -> Page:
+    """One page of operations, newest createTime first, then by name.
+
+    The first page reads the operations view, at `view_position`; the token carries that position, and
+    later pages read the versions view as of it, so a listing is one snapshot however long it is read:
+    an operation that changes, or appears, after the first page neither moves nor shows up.
+    """
     size = page_size(request.page_size)
+    after = _decode_token(request.page_token, request.binding) if request.page_token else None
     condition = compile_filter(parse_filter(request.filter), d)
     where, params = [condition.sql], list(condition.params)
     if request.parent is not None:
         where.append("parent = ?")
         params.append(request.parent)
-    if request.as_of is None:
-        table = d.table("ledger_operations")
-    else:
+    pinned = after[2] if after is not None else view_position
+    if request.as_of is not None:
         table = d.table("ledger_versions")
         at = sortable_time(request.as_of)
         where.append("create_time <= ? AND valid_from_time <= ? AND (valid_to_time IS NULL OR valid_to_time > ?)")
         params += [at, at, at]
-    after = _decode_token(request.page_token, request.binding) if request.page_token else None
+    elif after is None:
+        table = d.table("ledger_operations")
+    else:
+        table = d.table("ledger_versions")
+        where.append("valid_from_position <= ? AND (valid_to_position IS NULL OR valid_to_position > ?)")
+        params += [pinned, pinned]
     if after is not None:
         where.append("(create_time < ? OR (create_time = ? AND name > ?))")
         params += [after[0], after[0], after[1]]
@@ -133,23 +143,23 @@ def list_page(cursor: Any, d: Dialect, request: ListRequest) -> Page:
     rows = cursor.fetchall()
     page, more = rows[:size], len(rows) > size
     flat = [dict(zip(FLAT_COLUMNS, row[1:], strict=True)) for row in page]
-    token = _encode_token(flat[-1]["create_time"], flat[-1]["name"], request.binding) if more else ""
+    token = _encode_token(flat[-1]["create_time"], flat[-1]["name"], request.binding, pinned) if more else ""
     return Page([bytes(row[0]) for row in page], flat, token)
 
 
-def _encode_token(create_time: str, name: str, binding: str) -> str:
-    raw = orjson.dumps([create_time, name, binding])
+def _encode_token(create_time: str, name: str, binding: str, position: int) -> str:
+    raw = orjson.dumps([create_time, name, binding, position])
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def _decode_token(token: str, binding: str) -> tuple[str, str]:
+def _decode_token(token: str, binding: str) -> tuple[str, str, int]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        create_time, name, bound = orjson.loads(raw)
-        if not all(isinstance(v, str) for v in (create_time, name, bound)):
+        create_time, name, bound, position = orjson.loads(raw)
+        if not all(isinstance(v, str) for v in (create_time, name, bound)) or type(position) is not int:
             raise TypeError
     except (binascii.Error, ValueError, TypeError):
         raise invalid("page_token", "is not a page token this ledger issued") from None
     if bound != binding:
         raise invalid("page_token", "was issued for another parent, filter or as-of; start again without it")
-    return create_time, name
+    return create_time, name, position
