@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import Environment, EnvType
 
-from . import commands
+from . import commands, export, log
 from .audit import Auditor, digest_log
 from .domain import CancelRequested, Created, Deleted, Failed, Operation, OperationEvent, Progressed, Succeeded
 from .errors import Code, LedgerError, invalid, not_found
@@ -333,6 +335,87 @@ class Ledger:
         with translated_errors(self._backend):
             summary = ingester.run(encoded, snapshots=snapshots, on_reject=on_reject, progress=progress)
         return summary.to_json()
+
+    def export(
+        self,
+        what: str = "events",
+        *,
+        format: str = "jsonl",
+        since: int | None = None,
+        out: str | Path | IO[bytes] | None = None,
+    ) -> JSONObject:
+        """Write a feed (events, operations or intervals) from position `since` on.
+
+        `out` may be a directory (a new file per run and a manifest: the next run goes on where this
+        one ended), a file path, or a binary stream. Returns what was written and its range.
+        """
+        if what not in export.WHATS:
+            raise invalid("what", f"{what!r} is not one of {', '.join(export.WHATS)}")
+        if format not in export.FORMATS:
+            raise invalid("format", f"{format!r} is not one of {', '.join(export.FORMATS)}")
+        if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
+            raise invalid("since", f"{since!r} is not a log position")
+        directory = (
+            Path(out) if isinstance(out, (str, Path)) and (str(out).endswith("/") or Path(out).is_dir()) else None
+        )
+        with translated_errors(self._backend):
+            if what != "events":
+                self._engine.catch_up()
+            with self._engine.db.snapshot() as cursor:
+                positions = self._engine.positions_in(cursor)
+                to = self._engine.log_end(cursor) if what == "events" else min(positions.values())
+                start = since if since is not None else (export.resume_position(directory, what) if directory else 0)
+                db, transcoder = self._engine.db, self._app.mapper.transcoder
+
+                def records() -> Iterator[JSONObject]:
+                    return export.rows(cursor, db, transcoder, what, start, to)
+
+                if directory is not None:
+                    return export.write_into_directory(directory, what, format, start, to, records).to_json()
+                if isinstance(out, (str, Path)):
+                    return self._export_file(Path(out), what, format, start, to, records)
+                if out is None:
+                    raise invalid("out", "give a directory, a file or a stream")
+                count = export.write(what, format, records(), out)
+        return export.Export(what, format, start, to, count, None).to_json()
+
+    def _export_file(
+        self, path: Path, what: str, fmt: str, start: int, to: int, records: Callable[[], Iterator[JSONObject]]
+    ) -> JSONObject:
+        partial = path.with_name(f".{path.name}.partial")
+        with open(partial, "wb") as out:
+            count = export.write(what, fmt, records(), out)
+        os.replace(partial, path)
+        return export.Export(what, fmt, start, to, count, str(path)).to_json()
+
+    def follow(
+        self, since: int | None = None, *, poll_interval: float = 0.2, stop: Callable[[], bool] | None = None
+    ) -> Iterator[JSONObject]:
+        """Event JSON as events are recorded, from `since` (default: the current end) on.
+
+        Survives the database going away: it waits, reconnects and goes on from its position.
+        """
+        position = since if since is not None else self.log_end()
+        waited = poll_interval
+        while not (stop and stop()):
+            try:
+                with translated_errors(self._backend), self._engine.db.read() as cursor:
+                    rows = log.read_after(cursor, self._engine.db, position, 500)
+            except LedgerError as e:
+                if e.code != Code.UNAVAILABLE:
+                    raise
+                _log.warning("follow: %s; retrying", e.message)
+                self._engine.db.close()  # reconnect on the next read
+                time.sleep(waited)
+                waited = min(waited * 2, 5.0)
+                continue
+            waited = poll_interval
+            for row_position, name, version, topic, state in rows:
+                event = decode_event(StoredEvent(name, version, topic, bytes(state)), self._app.mapper.transcoder)
+                yield render_event(event, int(row_position))
+                position = int(row_position)
+            if len(rows) < 500:
+                time.sleep(poll_interval)
 
     # -- audit --------------------------------------------------------------------------------
 

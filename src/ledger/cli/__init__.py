@@ -9,7 +9,7 @@ from ..store import DEFAULT_URL
 from .audit import audit, digest, verify
 from .boundary import LedgerGroup
 from .operations import register
-from .transfer import ingest, simulate
+from .transfer import export, follow, ingest, simulate
 from .views import list_, replay
 
 
@@ -38,7 +38,7 @@ def cli(ctx: click.Context, database_url: str) -> None:
 register(cli)
 cli.add_command(list_)
 cli.add_command(replay)
-for command in (audit, digest, verify, simulate, ingest):
+for command in (audit, digest, verify, simulate, ingest, export, follow):
     cli.add_command(command)
 
 

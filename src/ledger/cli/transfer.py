@@ -101,3 +101,57 @@ def _report(summary: dict[str, Any], shown: list[Rejection], reject_file: str | 
     if summary["rejected"] > len(shown):
         where = f" (all of them in {reject_file})" if reject_file else " (--reject-file keeps them all)"
         click.echo(f"  … and {summary['rejected'] - len(shown)} more{where}", err=True)
+
+
+@click.command()
+@click.option("--what", type=click.Choice(["events", "operations", "intervals"]), default="events", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), default="jsonl", show_default=True)
+@click.option("--since", type=click.IntRange(min=0), metavar="POSITION", help="Only what came after this position.")
+@click.option("--out", metavar="PATH", help="A directory (new file + manifest per run; resumes) or a file.")
+@click.pass_context
+def export(ctx: click.Context, what: str, fmt: str, since: int | None, out: str | None) -> None:
+    """Write an analytics feed: events, operations (one flat row each) or intervals (state intervals).
+
+    With --out DIR, each run writes a new file for the positions since the last run, and records
+    the range in DIR/manifest.json: scheduled, the files hold every event exactly once. Parquet needs
+    the `parquet` extra (pip install 'ledger[parquet]').
+
+    \b
+    Examples:
+      ledger export --what events --out exports/           # incremental, resumable
+      ledger export --what operations --format csv > operations.csv
+      ledger export --what intervals --format parquet --out intervals.parquet
+    """
+    ledger = open_ledger(ctx, create=False)
+    if out is None:
+        if fmt == "parquet":
+            raise click.UsageError("--format parquet writes a file: give --out PATH")
+        summary = ledger.export(what, format=fmt, since=since, out=sys.stdout.buffer)
+        click.echo(orjson.dumps(summary).decode(), err=True)
+        return
+    emit(ledger.export(what, format=fmt, since=since, out=out))
+
+
+@click.command()
+@click.option("--since", type=click.IntRange(min=0), metavar="POSITION", help="Start after this position.")
+@click.pass_context
+def follow(ctx: click.Context, since: int | None) -> None:
+    """Print events as JSON lines as they are recorded (from the current end, or after --since).
+
+    Polls within a fraction of a second; if the database goes away it waits, reconnects and goes on
+    from where it was. Stop it with Ctrl-C.
+
+    \b
+    Example:
+      ledger follow --since 0 | jq -c 'select(.type == "Failed")'
+    """
+    ledger = open_ledger(ctx, create=False)
+    out = sys.stdout.buffer
+    try:
+        for event in ledger.follow(since):
+            out.write(orjson.dumps(event) + b"\n")
+            out.flush()
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        sys.stderr.close()
