@@ -1,7 +1,8 @@
 """Events that explain an Operation snapshot (as an API or `gcloud ... describe --format=json` returns
 it) given the state the ledger holds: Created at first sight, Progressed for a new status or metadata,
 CancelRequested when the flag appears, Succeeded or Failed when done. An unchanged snapshot explains
-nothing. Times come from the metadata (createTime, updateTime, endTime) where present. Pure.
+nothing. Times come from the metadata (createTime, updateTime, endTime) where present; a change
+without one is put at the operation's latest known time. Pure.
 """
 
 from __future__ import annotations
@@ -36,29 +37,35 @@ def events_from_snapshot(op: Operation | None, snapshot: Mapping[str, Any], now:
     metadata = any_message(snapshot["metadata"], "metadata") if snapshot.get("metadata") is not None else None
     convention = _convention(metadata)
     fields = OWNED_KEYS[convention]
-    seen = dict(
-        zip(("createTime", "endTime", "target", "verb", "detail", "cancelled", "apiVersion"), fields, strict=True)
+    labels = ("createTime", "endTime", "target", "verb", "detail", "cancelled", "apiVersion")
+    lifecycle = (
+        {label: metadata.get(key) for label, key in zip(labels, fields, strict=True)} if metadata and fields else {}
     )
-    lifecycle = {label: metadata.get(key) for label, key in seen.items()} if metadata else {}
     own = None
     if metadata is not None and metadata["@type"] != COMMON_METADATA_TYPE:
         own = {k: v for k, v in metadata.items() if k not in fields}
-    last = op.last_occurred_at if op else Timestamp(0)
+    # occurredAt comes from the API's own times only: a change the snapshot gives no time for is put
+    # at the latest time known for the operation (it happened after that; when exactly is not known),
+    # and recordedAt, the ledger's clock, says when it was seen. First sight without createTime: now.
+    last: Timestamp | None = op.last_occurred_at if op else None
 
     def at(*candidates: object) -> Timestamp:
-        """The first time the snapshot gives, never before the operation's last event."""
+        """The first time the snapshot gives, never before the event before it."""
+        nonlocal last
+        chosen = last if last is not None else now
         for candidate in candidates:
             if isinstance(candidate, str):
                 try:
-                    return Timestamp(max(parse_timestamp(candidate, "metadata"), last))
+                    chosen = parse_timestamp(candidate, "metadata")
+                    break
                 except LedgerError:
                     continue
-        return Timestamp(max(now, last))
+        last = Timestamp(max(chosen, last)) if last is not None else chosen
+        return last
 
     update_time = metadata.get("updateTime") if metadata else None
     if op is None:
         created_at = at(lifecycle.get("createTime"))
-        last = created_at
         yield (
             Created,
             created_at,
