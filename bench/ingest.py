@@ -1,0 +1,173 @@
+"""Benchmark of ingest (issue: ingest and export): events/s of `ledger ingest` of simulated event
+lines, side by side in one run with the same events saved through plain eventsourcing (one operation
+a `save`, and 100 a `save`) and with a raw insert of the same stored rows (SQLite executemany,
+PostgreSQL COPY). Every scenario starts from an empty store.
+
+    python bench/ingest.py --backend sqlite --events 1000000 --out bench/results/ingest-sqlite.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ledger import Ledger
+from ledger.simulate import simulate_lines, simulate_operations
+from ledger.store import PostgresBackend, open_backend
+
+EVENTS_PER_OPERATION = 3.98  # what the simulated mix gives
+
+
+@contextmanager
+def fresh_store(backend: str) -> Iterator[str]:
+    if backend == "sqlite":
+        path = Path(tempfile.gettempdir()) / f"ledger-ingest-bench-{uuid.uuid4().hex[:8]}.db"
+        try:
+            yield f"sqlite:///{path}"
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return
+    dsn = os.environ.get("LEDGER_BENCH_PG_DSN") or os.environ.get("LEDGER_TEST_PG_DSN")
+    if not dsn:
+        sys.exit("set LEDGER_BENCH_PG_DSN (or LEDGER_TEST_PG_DSN) to run the PostgreSQL benchmark")
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    url = f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
+    try:
+        yield url
+    finally:
+        pg = open_backend(url)
+        assert isinstance(pg, PostgresBackend)
+        with pg.connect() as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def timed(fn: Callable[[], int]) -> dict[str, Any]:
+    started = time.perf_counter()
+    events = fn()
+    seconds = time.perf_counter() - started
+    return {"events": events, "seconds": round(seconds, 1), "events_per_s": round(events / seconds)}
+
+
+def ledger_ingest(url: str, lines: Path) -> int:
+    with Ledger.open(url) as lg, open(lines, "rb") as source:
+        summary = lg.ingest(source)
+        assert summary["rejected"] == 0
+        assert lg.view_lag() == {"operations": 0, "versions": 0}  # views current at the end
+        return int(summary["recorded"])
+
+
+def eventsourcing_saves(url: str, operations: int, per_save: int) -> int:
+    """The same events through eventsourcing's Application.save, without views or ingest checks."""
+    with Ledger.open(url) as lg:
+        app = lg._app
+        pending, count = [], 0
+        for op in simulate_operations(operations, seed=42):
+            count += len(op.pending)
+            pending.append(op)
+            if len(pending) == per_save:
+                app.save(*pending)
+                pending = []
+        if pending:
+            app.save(*pending)
+        return count
+
+
+def raw_insert(url: str, operations: int) -> int:
+    """The floor: the same stored rows (topic, payload bytes) inserted straight into the table."""
+    with Ledger.open(url) as lg:
+        mapper = lg._app.mapper
+        rows = [
+            mapper.to_stored_event(event)
+            for op in simulate_operations(operations, seed=42)
+            for event in op.collect_events()
+        ]
+        db = lg._engine.db
+        started = time.perf_counter()
+        if db.dialect.name == "sqlite":
+            with db.write() as cursor:
+                columns = "originator_id, originator_version, topic, state"
+                cursor.executemany(
+                    f"INSERT INTO {db.events_table} ({columns}) VALUES (?, ?, ?, ?)",
+                    [(r.originator_id, r.originator_version, r.topic, r.state) for r in rows],
+                )
+        else:
+            with (
+                db.write() as cursor,
+                cursor.copy(
+                    f"COPY {db.events_table} (originator_id, originator_version, topic, state) FROM STDIN"
+                ) as copy,
+            ):
+                for r in rows:
+                    copy.write_row((r.originator_id, r.originator_version, r.topic, r.state))
+        raw_insert.seconds = time.perf_counter() - started  # type: ignore[attr-defined]
+        return len(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    operations = int(args.events / EVENTS_PER_OPERATION)
+
+    lines = Path(tempfile.gettempdir()) / f"ledger-ingest-bench-{uuid.uuid4().hex[:8]}.jsonl"
+    with open(lines, "wb") as out:
+        for line in simulate_lines(operations, seed=42):
+            out.write(line)
+    result: dict[str, Any] = {
+        "benchmark": "ingest",
+        "backend": args.backend,
+        "operations": operations,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "command": " ".join(["python", *sys.argv]),
+    }
+    try:
+        with fresh_store(args.backend) as url:
+            result["ledger_ingest"] = timed(lambda: ledger_ingest(url, lines))
+        print(orjson.dumps(result["ledger_ingest"]).decode(), file=sys.stderr)
+        for per_save in (1, 100):
+            with fresh_store(args.backend) as url:
+                result[f"eventsourcing_{per_save}_per_save"] = timed(
+                    lambda: eventsourcing_saves(url, operations, per_save)
+                )
+            print(orjson.dumps(result[f"eventsourcing_{per_save}_per_save"]).decode(), file=sys.stderr)
+        with fresh_store(args.backend) as url:
+            count = raw_insert(url, operations)
+            seconds = raw_insert.seconds  # type: ignore[attr-defined]
+            result["raw_insert"] = {
+                "events": count,
+                "seconds": round(seconds, 1),
+                "events_per_s": round(count / seconds),
+            }
+    finally:
+        lines.unlink(missing_ok=True)
+    rate = result["ledger_ingest"]["events_per_s"]
+    result["ratios"] = {
+        "ingest_to_raw_insert": round(rate / result["raw_insert"]["events_per_s"], 3),
+        "ingest_to_eventsourcing_1_per_save": round(rate / result["eventsourcing_1_per_save"]["events_per_s"], 2),
+        "ingest_to_eventsourcing_100_per_save": round(rate / result["eventsourcing_100_per_save"]["events_per_s"], 2),
+    }
+    text = orjson.dumps(result, option=orjson.OPT_INDENT_2).decode()
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
