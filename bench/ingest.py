@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -141,11 +142,10 @@ def main() -> None:
             result["ledger_ingest"] = timed(lambda: ledger_ingest(url, lines))
         print(orjson.dumps(result["ledger_ingest"]).decode(), file=sys.stderr)
         for per_save in (1, 100):
+            key = f"eventsourcing_{per_save}_per_save"
             with fresh_store(args.backend) as url:
-                result[f"eventsourcing_{per_save}_per_save"] = timed(
-                    lambda: eventsourcing_saves(url, operations, per_save)
-                )
-            print(orjson.dumps(result[f"eventsourcing_{per_save}_per_save"]).decode(), file=sys.stderr)
+                result[key] = timed(partial(eventsourcing_saves, url, operations, per_save))
+            print(orjson.dumps(result[key]).decode(), file=sys.stderr)
         with fresh_store(args.backend) as url:
             count = raw_insert(url, operations)
             seconds = raw_insert.seconds  # type: ignore[attr-defined]
