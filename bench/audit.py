@@ -8,18 +8,15 @@ show that memory stays flat as the log grows.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import resource
 import subprocess
 import sys
 import time
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+from common import fresh_store, provenance
 
 from ledger import Ledger
 from ledger.simulate import simulate_operations
@@ -78,25 +75,9 @@ def main() -> None:
         print(orjson.dumps(measure(args.url, args.measure)).decode())
         return
 
-    result: dict[str, Any] = {
-        "benchmark": "audit",
-        "backend": args.backend,
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "command": " ".join(["python", *sys.argv]),
-        "runs": [],
-    }
+    result: dict[str, Any] = {**provenance("audit", args.backend), "runs": []}
     for operations in args.operations:
-        if args.backend == "sqlite":
-            path = Path(f"/tmp/ledger-audit-bench-{uuid.uuid4().hex[:8]}.db")
-            url = f"sqlite:///{path}"
-        else:
-            dsn = os.environ.get("LEDGER_BENCH_PG_DSN") or os.environ.get("LEDGER_TEST_PG_DSN")
-            if not dsn:
-                sys.exit("set LEDGER_BENCH_PG_DSN (or LEDGER_TEST_PG_DSN) to run the PostgreSQL benchmark")
-            schema = f"bench_{uuid.uuid4().hex[:8]}"
-            url = f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
-        try:
+        with fresh_store(args.backend) as url:
             events = build(url, operations)
             print(f"built {operations:,} operations, {events:,} events", file=sys.stderr)
             run: dict[str, Any] = {"operations": operations, "events": events}
@@ -105,17 +86,6 @@ def main() -> None:
             run["audit_to_replay"] = round(run["audit"]["events_per_s"] / run["replay"]["events_per_s"], 2)
             result["runs"].append(run)
             print(orjson.dumps(run).decode(), file=sys.stderr)
-        finally:
-            if args.backend == "sqlite":
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{path}{suffix}").unlink(missing_ok=True)
-            else:
-                from ledger.store import PostgresBackend, open_backend
-
-                backend = open_backend(url)
-                assert isinstance(backend, PostgresBackend)
-                with backend.connect() as conn:
-                    conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
     text = orjson.dumps(result, option=orjson.OPT_INDENT_2).decode()
     print(text)
     if args.out:

@@ -9,50 +9,22 @@ PostgreSQL COPY). Every scenario starts from an empty store.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
+from common import fresh_store, provenance
 
 from ledger import Ledger
 from ledger.simulate import simulate_lines, simulate_operations
-from ledger.store import PostgresBackend, open_backend
 
 EVENTS_PER_OPERATION = 3.98  # what the simulated mix gives
-
-
-@contextmanager
-def fresh_store(backend: str) -> Iterator[str]:
-    if backend == "sqlite":
-        path = Path(tempfile.gettempdir()) / f"ledger-ingest-bench-{uuid.uuid4().hex[:8]}.db"
-        try:
-            yield f"sqlite:///{path}"
-        finally:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-        return
-    dsn = os.environ.get("LEDGER_BENCH_PG_DSN") or os.environ.get("LEDGER_TEST_PG_DSN")
-    if not dsn:
-        sys.exit("set LEDGER_BENCH_PG_DSN (or LEDGER_TEST_PG_DSN) to run the PostgreSQL benchmark")
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    url = f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
-    try:
-        yield url
-    finally:
-        pg = open_backend(url)
-        assert isinstance(pg, PostgresBackend)
-        with pg.connect() as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def timed(fn: Callable[[], int]) -> dict[str, Any]:
@@ -129,14 +101,7 @@ def main() -> None:
     with open(lines, "wb") as out:
         for line in simulate_lines(operations, seed=42):
             out.write(line)
-    result: dict[str, Any] = {
-        "benchmark": "ingest",
-        "backend": args.backend,
-        "operations": operations,
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "command": " ".join(["python", *sys.argv]),
-    }
+    result: dict[str, Any] = {**provenance("ingest", args.backend), "operations": operations}
     try:
         with fresh_store(args.backend) as url:
             result["ledger_ingest"] = timed(lambda: ledger_ingest(url, lines))
