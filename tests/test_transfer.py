@@ -361,3 +361,17 @@ def test_follow_rides_out_a_postgresql_restart(tmp_path: Path) -> None:
         assert [e["position"] for e in seen] == sorted(e["position"] for e in seen)
     finally:
         drop_schema(PG_DSN, schema)
+
+
+def test_parquet_without_pyarrow_names_the_extra(
+    ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledger import Code, LedgerError
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if it were not installed
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with pytest.raises(LedgerError) as e:
+        ledger.export("operations", format="parquet", out=str(tmp_path / "o.parquet"))
+    assert e.value.code == Code.FAILED_PRECONDITION
+    assert "pip install 'ledger[parquet]'" in e.value.message
+    assert list(tmp_path.iterdir()) == []  # neither the file nor a partial one

@@ -383,9 +383,12 @@ class Ledger:
         self, path: Path, what: str, fmt: str, start: int, to: int, records: Callable[[], Iterator[JSONObject]]
     ) -> JSONObject:
         partial = path.with_name(f".{path.name}.partial")
-        with open(partial, "wb") as out:
-            count = export.write(what, fmt, records(), out)
-        os.replace(partial, path)
+        try:
+            with open(partial, "wb") as out:
+                count = export.write(what, fmt, records(), out)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
         return export.Export(what, fmt, start, to, count, str(path)).to_json()
 
     def follow(

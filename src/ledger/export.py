@@ -290,11 +290,14 @@ def write_into_directory(
     directory.mkdir(parents=True, exist_ok=True)
     name = f"{what}-{since + 1:012d}-{to:012d}.{fmt}"
     partial = directory / f".{name}.partial"
-    with open(partial, "wb") as out:
-        count = write(what, fmt, records(), out)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(partial, directory / name)
+    try:
+        with open(partial, "wb") as out:
+            count = write(what, fmt, records(), out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, directory / name)
+    finally:
+        partial.unlink(missing_ok=True)
     manifest = _read_manifest(directory)
     manifest["exports"].append(
         {
