@@ -370,8 +370,10 @@ def test_parquet_without_pyarrow_names_the_extra(
 
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if it were not installed
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    target = tmp_path / "exports"
+    target.mkdir()
     with pytest.raises(LedgerError) as e:
-        ledger.export("operations", format="parquet", out=str(tmp_path / "o.parquet"))
+        ledger.export("operations", format="parquet", out=str(target / "o.parquet"))
     assert e.value.code == Code.FAILED_PRECONDITION
     assert "pip install 'ledger[parquet]'" in e.value.message
-    assert list(tmp_path.iterdir()) == []  # neither the file nor a partial one
+    assert list(target.iterdir()) == []  # neither the file nor a partial one
