@@ -9,18 +9,16 @@ Loads the simulated workload (saved 500 operations a transaction), catches the v
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import resource
 import sys
 import time
-import uuid
-from datetime import UTC, datetime
+from itertools import cycle
 from pathlib import Path
 from typing import Any
 
 import orjson
+from common import fresh_store, provenance
 
 from ledger import Ledger
 from ledger.simulate import simulate_operations
@@ -89,26 +87,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    if args.backend == "sqlite":
-        path = Path(f"/tmp/ledger-bench-{uuid.uuid4().hex[:8]}.db")
-        url = f"sqlite:///{path}"
-    else:
-        dsn = os.environ.get("LEDGER_BENCH_PG_DSN") or os.environ.get("LEDGER_TEST_PG_DSN")
-        if not dsn:
-            sys.exit("set LEDGER_BENCH_PG_DSN (or LEDGER_TEST_PG_DSN) to run the PostgreSQL benchmark")
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        url = f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
-
-    result: dict[str, Any] = {
-        "benchmark": "views",
-        "backend": args.backend,
-        "operations": args.operations,
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "command": " ".join(["python", *sys.argv]),
-    }
-    lg = Ledger.open(url)
-    try:
+    result: dict[str, Any] = {**provenance("views", args.backend), "operations": args.operations}
+    with fresh_store(args.backend) as url, Ledger.open(url) as lg:
         names, save_s, project_s = load(lg, args.operations)
         events = lg._engine.positions()["operations"]
         result["events"] = events
@@ -119,13 +99,13 @@ def main() -> None:
         print(f"loaded {len(names):,} operations, {events:,} events", file=sys.stderr)
 
         rng = random.Random(1)
-        live = list(rng.sample(names, min(len(names), args.samples)))
-        it = iter(live * 2)
+        live = rng.sample(names, min(len(names), args.samples))
+        it = cycle(live)
         result["get"] = timed(lambda: lg.get_json(next(it)), len(live))
         result["list"] = {}
         for label, expression in FILTERS.items():
             result["list"][label] = timed(lambda e=expression: lg.list_json(filter=e, page_size=50), 200)
-        parents = iter([n.rsplit("/operations/", 1)[0] for n in live] * 2)
+        parents = cycle([n.rsplit("/operations/", 1)[0] for n in live])
         result["list"]["one parent, done = true"] = timed(
             lambda: lg.list_json(next(parents), filter="done = true", page_size=50), 200
         )
@@ -141,18 +121,6 @@ def main() -> None:
             "seconds": round(replay_s, 1),
         }
         result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    finally:
-        lg.close()
-        if args.backend == "sqlite":
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-        else:
-            from ledger.store import PostgresBackend, open_backend
-
-            backend = open_backend(url)
-            assert isinstance(backend, PostgresBackend)
-            with backend.connect() as conn:
-                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
     text = orjson.dumps(result, option=orjson.OPT_INDENT_2).decode()
     print(text)
     if args.out:
