@@ -6,6 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -26,7 +27,15 @@ from .projections import queries
 from .projections.engine import Progress, ProjectionEngine
 from .projections.views import VIEWS
 from .rendering import render_event, render_operation
-from .store import APPLICATION_NAME, DEFAULT_URL, Backend, decode_event, open_backend, translated_errors
+from .store import (
+    APPLICATION_NAME,
+    DEFAULT_URL,
+    Backend,
+    decode_event,
+    open_backend,
+    payload_bytes,
+    translated_errors,
+)
 from .timestamps import Timestamp, format_timestamp, now, parse_timestamp
 from .values import JSONObject, parse_json
 
@@ -358,7 +367,7 @@ class Ledger:
         directory = (
             Path(out) if isinstance(out, (str, Path)) and (str(out).endswith("/") or Path(out).is_dir()) else None
         )
-        with translated_errors(self._backend):
+        with translated_errors(self._backend), _out_errors(out):
             if what != "events":
                 self._engine.catch_up()
             with self._engine.db.snapshot() as cursor:
@@ -405,7 +414,7 @@ class Ledger:
                 with translated_errors(self._backend), self._engine.db.read() as cursor:
                     rows = log.read_after(cursor, self._engine.db, position, 500)
             except LedgerError as e:
-                if e.code != Code.UNAVAILABLE:
+                if e.code not in (Code.UNAVAILABLE, Code.ABORTED):
                     raise
                 _log.warning("follow: %s; retrying", e.message)
                 self._engine.db.close()  # reconnect on the next read
@@ -414,9 +423,15 @@ class Ledger:
                 continue
             waited = poll_interval
             for row_position, name, version, topic, state in rows:
-                event = decode_event(StoredEvent(name, version, topic, bytes(state)), self._app.mapper.transcoder)
-                yield render_event(event, int(row_position))
                 position = int(row_position)
+                try:
+                    event = decode_event(
+                        StoredEvent(name, version, topic, payload_bytes(state)), self._app.mapper.transcoder
+                    )
+                except ValueError as e:  # audit reports it; a follower must not stop at it for ever
+                    _log.warning("follow: skipped the event at position %d: %s", position, e)
+                    continue
+                yield render_event(event, position)
             if len(rows) < 500:
                 time.sleep(poll_interval)
 
@@ -537,6 +552,15 @@ class Ledger:
         if same_request or _created_content(first) == values:
             return render_operation(existing)
         raise LedgerError(Code.ALREADY_EXISTS, f"operation {existing.name!r} already exists with different content")
+
+
+@contextmanager
+def _out_errors(out: object) -> Iterator[None]:
+    """A file that cannot be written is the caller's `out`, named as given."""
+    try:
+        yield
+    except OSError as e:
+        raise invalid("out", f"cannot write {out}: {e.strerror or e}") from None
 
 
 def _flat_row(row: dict[str, Any]) -> JSONObject:

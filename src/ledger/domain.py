@@ -302,6 +302,11 @@ def broken_rule(op: Operation | None, event: OperationEvent) -> tuple[Code, str]
         return Code.FAILED_PRECONDITION, f"operation {name!r} is done ({op.state.value}); {event.TYPE} not allowed"
     elif isinstance(event, CancelRequested) and op.cancel_requested:
         return Code.FAILED_PRECONDITION, f"cancellation of {name!r} was already requested"
+    elif isinstance(event, Progressed) and event.metadata_patch is not None:
+        if op.metadata is None:
+            return Code.INVALID_ARGUMENT, "metadataPatch: the ledger's own OperationMetadata takes no patch"
+        if event.metadata_patch.get("@type", op.metadata["@type"]) != op.metadata["@type"]:
+            return Code.INVALID_ARGUMENT, f"metadataPatch.@type: may not change {op.metadata['@type']!r}"
     if isinstance(event, Failed) and not 1 <= event.error.get("code", 0) <= 16:
         return Code.INVALID_ARGUMENT, f"error.code: {event.error.get('code')!r} is not an error code 1..16"
     if op is not None and event.occurred_at < op.last_occurred_at:

@@ -27,7 +27,7 @@ from . import log
 from .errors import Code, LedgerError, invalid
 from .projections.database import ViewDatabase
 from .rendering import render_event
-from .store import decode_event
+from .store import decode_event, payload_bytes
 from .timestamps import format_timestamp, parse_timestamp
 
 WHATS = ("events", "operations", "intervals")
@@ -88,7 +88,7 @@ def _events(cursor: Any, db: ViewDatabase, transcoder: Transcoder, since: int, t
         if not batch:
             return
         for position, name, version, topic, state in batch:
-            event = decode_event(StoredEvent(name, version, topic, bytes(state)), transcoder)
+            event = decode_event(StoredEvent(name, version, topic, payload_bytes(state)), transcoder)
             yield render_event(event, int(position))
         after = int(batch[-1][0])
 
@@ -105,10 +105,10 @@ def _operations(cursor: Any, db: ViewDatabase, since: int, to: int) -> Iterator[
     while True:
         cursor.execute(
             d.sql(
-                f"SELECT {columns} FROM {d.table('ledger_operations')} WHERE position <= ? "
+                f"SELECT {columns} FROM {d.table('ledger_operations')} WHERE position > ? AND position <= ? "
                 "AND (position > ? OR (position = ? AND name > ?)) ORDER BY position, name LIMIT ?"
             ),
-            (to, after[0], after[0], after[1], CHUNK),
+            (since, to, after[0], after[0], after[1], CHUNK),
         )
         batch = cursor.fetchall()
         for name, parent, state, verb, target, created, ended, code, cancelled, kind, version, position in batch:
@@ -137,7 +137,7 @@ def _intervals(cursor: Any, db: ViewDatabase, since: int, to: int) -> Iterator[d
     d = db.dialect
     columns = "name, parent, version, state, verb, target, valid_from_time, valid_to_time, valid_from_position, "
     columns += "valid_to_position, error_code, cancel_requested, metadata_type"
-    after = (since, "", 0)
+    after = (-1, "", 0)  # an interval that began before `since` and ended after it is exported again, closed
     touched = (
         "((valid_from_position > ? AND valid_from_position <= ?) OR (valid_to_position > ? AND valid_to_position <= ?))"
     )
@@ -289,6 +289,10 @@ def write_into_directory(
         return Export(what, fmt, since, to, 0, None)
     directory.mkdir(parents=True, exist_ok=True)
     name = f"{what}-{since + 1:012d}-{to:012d}.{fmt}"
+    listed = {e["file"] for e in _read_manifest(directory)["exports"]}
+    for orphan in directory.glob(f"{what}-{since + 1:012d}-*.{fmt}"):
+        if orphan.name not in listed:  # written by a run that stopped before its manifest entry
+            orphan.unlink()
     partial = directory / f".{name}.partial"
     try:
         with open(partial, "wb") as out:

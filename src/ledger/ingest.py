@@ -10,6 +10,7 @@ skipped, so ingesting a file twice changes nothing.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,7 @@ from .errors import Code, LedgerError, invalid
 from .names import validate_name
 from .projections.database import ViewDatabase
 from .snapshots import events_from_snapshot
-from .store import decode_event
+from .store import decode_event, payload_bytes
 from .timestamps import now, parse_timestamp
 from .values import JSONObject
 
@@ -126,6 +127,8 @@ class Ingester:
                         self._event_line(_parse(raw), known, counts)
                 except LedgerError as e:
                     rejections.append(Rejection(number, f"{e.code_name}: {e.message}", _text(raw)))
+                except (TypeError, ValueError, AttributeError) as e:  # a shape no check foresaw: still this line's
+                    rejections.append(Rejection(number, f"INVALID_ARGUMENT: {e}", _text(raw)))
             changed = [k.op for k in known.values() if k.op is not None and k.op.pending]
             try:
                 if changed:
@@ -145,7 +148,7 @@ class Ingester:
 
     def _event_line(self, line: JSONObject, known: dict[str, _Known], counts: Summary) -> None:
         kind = line.get("type")
-        if kind not in EVENT_TYPES:
+        if not isinstance(kind, str) or kind not in EVENT_TYPES:
             raise invalid("type", f"{kind!r} is not one of {', '.join(EVENT_TYPES)}")
         unknown = sorted(set(line) - _FIELDS[kind])
         if unknown:
@@ -167,13 +170,25 @@ class Ingester:
         snapshots = parsed.get("operations", []) if "operations" in parsed or not parsed else [parsed]
         if not isinstance(snapshots, list):
             raise invalid("operations", "must be a list of Operation objects")
-        for snapshot in snapshots:
-            if not isinstance(snapshot, dict):
-                raise invalid("operations", "must be a list of Operation objects")
-            name = validate_name(snapshot.get("name"))
-            entry = known.setdefault(name, _Known(None, set(), {}))
-            for event_class, when, values in events_from_snapshot(entry.op, snapshot, now()):
-                self._append(name, entry, event_class, when, values, None, counts)
+        if not all(isinstance(snapshot, dict) for snapshot in snapshots):
+            raise invalid("operations", "must be a list of Operation objects")
+        names = [validate_name(snapshot.get("name")) for snapshot in snapshots]
+        # A line lands whole or not at all: keep what it could change, to put back if it is rejected.
+        before = {name: copy.deepcopy(known.get(name)) for name in names}
+        tally = (counts.recorded, counts.duplicates, set(counts.operations))
+        try:
+            for name, snapshot in zip(names, snapshots, strict=True):
+                entry = known.setdefault(name, _Known(None, set(), {}))
+                for event_class, when, values in list(events_from_snapshot(entry.op, snapshot, now())):
+                    self._append(name, entry, event_class, when, values, None, counts)
+        except LedgerError:
+            for name, kept in before.items():
+                if kept is None:
+                    known.pop(name, None)
+                else:
+                    known[name] = kept
+            counts.recorded, counts.duplicates, counts.operations = tally
+            raise
 
     def _append(
         self,
@@ -200,16 +215,16 @@ class Ingester:
             latest = op.version if op else 0
             raise LedgerError(Code.FAILED_PRECONDITION, f"version {version} would leave a gap after version {latest}")
         if isinstance(candidate, Created) and op is not None:
+            if entry.created == _content(candidate) or (values["request_id"] and values["request_id"] == op.request_id):
+                counts.duplicates += 1  # a repeated create, as the command treats it (even once deleted)
+                return
             if op.deleted:
                 raise LedgerError(Code.FAILED_PRECONDITION, f"operation {name!r} was deleted; a name is created once")
-            if entry.created == _content(candidate) or (values["request_id"] and values["request_id"] == op.request_id):
-                counts.duplicates += 1  # a repeated create, as the command treats it
-                return
             raise LedgerError(Code.ALREADY_EXISTS, f"operation {name!r} already exists with different content")
         if op is None and not isinstance(candidate, Created):
             raise LedgerError(Code.NOT_FOUND, f"operation {name!r} not found")
-        if isinstance(candidate, CancelRequested) and op is not None and op.cancel_requested and not op.done:
-            counts.duplicates += 1  # a second request is a no-op, as the command says
+        if isinstance(candidate, CancelRequested) and op is not None and op.cancel_requested:
+            counts.duplicates += 1  # a second request is a no-op, whenever it comes
             return
         if op is None:
             op = entry.op = Operation.start(candidate)
@@ -229,7 +244,7 @@ class Ingester:
         with self.db.read() as cursor:
             rows = log.histories(cursor, self.db, sorted(names))
         for _, name, version, topic, state in rows:
-            event = decode_event(StoredEvent(name, version, topic, bytes(state)), self.transcoder)
+            event = decode_event(StoredEvent(name, version, topic, payload_bytes(state)), self.transcoder)
             entry = known[name]
             entry.op = event.mutate(entry.op)
             entry.signatures.add(event.signature())

@@ -35,7 +35,8 @@ def events_from_snapshot(op: Operation | None, snapshot: Mapping[str, Any], now:
     if unknown:
         raise invalid(unknown[0], "is not a field of google.longrunning.Operation")
     metadata = any_message(snapshot["metadata"], "metadata") if snapshot.get("metadata") is not None else None
-    convention = _convention(metadata)
+    # An operation the ledger holds keeps its convention; only a first sight is judged by the names.
+    convention = op.lifecycle_fields if op is not None else _convention(metadata)
     fields = OWNED_KEYS[convention]
     labels = ("createTime", "endTime", "target", "verb", "detail", "cancelled", "apiVersion")
     lifecycle = (
@@ -80,6 +81,8 @@ def events_from_snapshot(op: Operation | None, snapshot: Mapping[str, Any], now:
         )
         op = Operation(str(snapshot["name"]), metadata=own, lifecycle_fields=convention)
     detail = lifecycle.get("detail")
+    if detail is not None and not isinstance(detail, str):
+        raise invalid(f"metadata.{fields[4]}", "must be a string")
     patch = _merge_patch(op.metadata, own) if own is not None and op.metadata is not None else None
     if (detail is not None and detail != op.status_detail) or patch:
         values = commands.progressed_values(

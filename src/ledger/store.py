@@ -64,6 +64,16 @@ class EventMapper(Mapper[str]):
         return decode_event(stored_event, self.transcoder)
 
 
+def payload_bytes(state: object) -> bytes:
+    """A stored payload as bytes, however the row holds it: a payload edited by hand in SQLite's
+    shell is TEXT, and PostgreSQL may hand back a memoryview."""
+    if isinstance(state, str):
+        return state.encode("utf-8", errors="surrogateescape")
+    if isinstance(state, (bytes, bytearray, memoryview)):
+        return bytes(state)
+    return repr(state).encode()
+
+
 def decode_event(stored: StoredEvent, transcoder: Transcoder) -> OperationEvent:
     name, version = str(stored.originator_id), stored.originator_version
     try:
@@ -149,7 +159,7 @@ class SQLiteBackend(Backend):
         with recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
             cursor.execute(statement, (name,))
             rows = cursor.fetchall()
-        return [PositionedEvent(row[0], StoredEvent(name, row[1], row[2], row[3])) for row in rows]
+        return [PositionedEvent(row[0], StoredEvent(name, row[1], row[2], payload_bytes(row[3]))) for row in rows]
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,13 @@ def simulate(count: int, seed: int) -> None:
 
 
 @click.command()
-@click.argument("source", required=False, default="-", metavar="[FILE|-]")
+@click.argument(
+    "source",
+    required=False,
+    default="-",
+    metavar="[FILE|-]",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+)
 @click.option("--snapshots", is_flag=True, help="Lines are Operation JSON (or ListOperationsResponse) snapshots.")
 @click.option("--reject-file", type=click.Path(dir_okay=False, writable=True), help="Write rejected lines here.")
 @click.pass_context

@@ -16,7 +16,7 @@ from eventsourcing.persistence import PersistenceError, StoredEvent, Transcoder
 
 from .. import log
 from ..domain import Operation, OperationEvent
-from ..store import decode_event
+from ..store import decode_event, payload_bytes
 from .database import ViewDatabase
 from .views import VIEWS, Change, fits, project
 
@@ -208,7 +208,7 @@ class ProjectionEngine:
 
     def _decode(self, name: str, version: int, topic: str, state: bytes) -> OperationEvent | None:
         try:
-            return decode_event(StoredEvent(name, version, topic, bytes(state)), self.transcoder)
+            return decode_event(StoredEvent(name, version, topic, payload_bytes(state)), self.transcoder)
         except ValueError:
             return None
 

@@ -107,6 +107,7 @@ class OperationsView(View):
                     "metadata_type",
                     "response_type",
                     "cancel_requested",
+                    "position",  # incremental exports of operations
                 )
             ),
         ]
