@@ -205,7 +205,7 @@ class Ledger:
         when = None if as_of is None or version is not None else parse_timestamp(as_of, "as_of")
         with translated_errors(self._backend):
             self._engine.catch_up()
-            with self._engine.db.read() as cursor:
+            with self._engine.db.quick() as cursor:
                 d = self._engine.d
                 if version is not None:
                     body = queries.version_body(cursor, d, name, version)

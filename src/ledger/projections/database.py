@@ -35,6 +35,11 @@ class ViewDatabase(ABC):
         """A context manager giving a cursor for reads."""
 
     @abstractmethod
+    def quick(self) -> Any:
+        """A context manager giving a cursor for one statement, outside an explicit transaction
+        (a round trip for BEGIN and one for COMMIT saved on PostgreSQL)."""
+
+    @abstractmethod
     def snapshot(self) -> Any:
         """A context manager giving a cursor that sees one consistent state of the whole database."""
 
@@ -98,6 +103,20 @@ class SQLiteViewDatabase(ViewDatabase):
     def snapshot(self) -> Any:
         return self._transaction("BEGIN")  # in WAL mode a read transaction is a snapshot
 
+    @contextmanager
+    def quick(self) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            try:
+                cursor = self._connection().cursor()
+                try:
+                    yield cursor
+                finally:
+                    cursor.close()
+            except sqlite3.OperationalError as e:
+                raise OperationalError(e) from e
+            except sqlite3.Error as e:
+                raise PersistenceError(e) from e
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
@@ -147,6 +166,19 @@ class PostgresViewDatabase(ViewDatabase):
 
     def snapshot(self) -> Any:
         return self._transaction("REPEATABLE READ, READ ONLY")
+
+    @contextmanager
+    def quick(self) -> Iterator[Any]:
+        import psycopg
+
+        with self._lock:
+            try:
+                with self._connection().cursor() as cursor:  # autocommit: the statement is its own transaction
+                    yield cursor
+            except psycopg.OperationalError as e:
+                raise OperationalError(e) from e
+            except psycopg.Error as e:
+                raise PersistenceError(e) from e
 
     def close(self) -> None:
         with self._lock:

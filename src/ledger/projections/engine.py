@@ -119,10 +119,16 @@ class ProjectionEngine:
     def catch_up(self, role: str = CURRENT, progress: Progress | None = None) -> int:
         """Apply everything recorded after the views' positions; return how many events were applied."""
         applied = 0
-        with self.db.read() as cursor:  # the common case, nothing new, without taking the write lock
-            cursor.execute(self.d.sql(f"SELECT MIN(position) FROM {self._projections} WHERE role = ?"), (role,))
-            row = cursor.fetchone()
-            if row[0] is None or int(row[0]) >= self.log_end(cursor):
+        with self.db.quick() as cursor:  # the common case, nothing new: one statement, no write lock
+            cursor.execute(
+                self.d.sql(
+                    f"SELECT (SELECT MIN(position) FROM {self._projections} WHERE role = ?), "
+                    f"(SELECT MAX({self.db.position_column}) FROM {self.db.events_table})"
+                ),
+                (role,),
+            )
+            behind, end = cursor.fetchone()
+            if behind is None or int(behind) >= int(end or 0):
                 return 0
         while True:
             count = self._apply_batch(role)
