@@ -6,5 +6,6 @@
   per state interval, for time travel and analytics).
 - `rows`: the columns and JSON bytes of a view row.
 - `filters`, `compiler`, `dialects`: AIP-160 filters parsed, then compiled to parameterised SQL.
-- `listing`: list queries with AIP-158 keyset paging.
+- `queries`: get, as-of and list queries with AIP-158 keyset page tokens.
+- `database`: the views' connections (exclusive writes, plain reads, snapshots).
 """
