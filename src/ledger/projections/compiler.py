@@ -49,16 +49,21 @@ class _Compiler:
     def __init__(self, dialect: Dialect) -> None:
         self.d = dialect
 
-    def node(self, node: Node) -> Condition:
+    def node(self, node: Node, negated: bool = False) -> Condition:
+        """SQL for `node`. A restriction on an absent value is NULL in SQL; WHERE drops NULL as it
+        drops FALSE, so only under NOT must it be made FALSE, and only there is it wrapped: a bare
+        comparison is one the database can answer from an index."""
         if isinstance(node, And | Or):
-            parts = [self.node(part) for part in node.parts]
+            parts = [self.node(part, negated) for part in node.parts]
             joiner = " AND " if isinstance(node, And) else " OR "
             return Condition("(" + joiner.join(p.sql for p in parts) + ")", [v for p in parts for v in p.params])
         if isinstance(node, Not):
-            inner = self.node(node.part)
+            inner = self.node(node.part, True)
             return Condition(f"(NOT {inner.sql})", inner.params)
         condition = self.restriction(node)
-        return Condition(f"COALESCE(({condition.sql}), FALSE)", condition.params)
+        if negated:
+            return Condition(f"COALESCE(({condition.sql}), FALSE)", condition.params)
+        return Condition(f"({condition.sql})", condition.params)
 
     def restriction(self, r: Restriction) -> Condition:
         member = r.member
