@@ -27,11 +27,15 @@ def provenance(result: dict[str, Any]) -> str:
 
 
 def views_section(out: list[str], results: Path) -> None:
-    runs = [r for r in (load(results, "views-sqlite"), load(results, "views-postgresql")) if r]
+    names = ("views-sqlite", "views-postgresql", "views-postgresql-100k")
+    runs = [r for r in (load(results, name) for name in names) if r]
     if not runs:
         return
     out += ["## Read side: get, list and replay", ""]
-    out += ["| | " + " | ".join(r["backend"] for r in runs) + " |", "|---|" + "---|" * len(runs)]
+    out += [
+        "| | " + " | ".join(f"{r['backend']}, {r['operations']:,}" for r in runs) + " |",
+        "|---|" + "---|" * len(runs),
+    ]
     out.append("| operations / events | " + " | ".join(f"{r['operations']:,} / {r['events']:,}" for r in runs) + " |")
     out.append(
         "| `get` p50 / p99 ms | " + " | ".join(f"{r['get']['p50_ms']} / {r['get']['p99_ms']}" for r in runs) + " |"

@@ -246,6 +246,8 @@ class ProjectionEngine:
             for statement in view.index_statements(self.d, target.generation):
                 with self.db.write() as cursor:
                     cursor.execute(statement)
+            with self.db.write() as cursor:  # fresh statistics, so the planner picks indexes well
+                cursor.execute(f"ANALYZE {self.d.table(view.table(target.generation))}")
         self._swap(views)
         self._drop_retired()
 
