@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from common import fresh_store, provenance
+from common import fresh_store, provenance, write_result
 
 from ledger import Ledger
 from ledger.simulate import simulate_operations
@@ -86,11 +86,7 @@ def main() -> None:
             run["audit_to_replay"] = round(run["audit"]["events_per_s"] / run["replay"]["events_per_s"], 2)
             result["runs"].append(run)
             print(orjson.dumps(run).decode(), file=sys.stderr)
-    text = orjson.dumps(result, option=orjson.OPT_INDENT_2).decode()
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

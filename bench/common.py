@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ledger.store import PostgresBackend, open_backend
 
 
@@ -49,3 +51,12 @@ def provenance(benchmark: str, backend: str) -> dict[str, Any]:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "command": " ".join(["python", *sys.argv]),
     }
+
+
+def write_result(result: dict[str, Any], out: Path | None) -> None:
+    """Print the result, and keep it at `out` when given (bench/report.py reads it from there)."""
+    text = orjson.dumps(result, option=orjson.OPT_INDENT_2).decode()
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")

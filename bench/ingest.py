@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from common import fresh_store, provenance
+from common import fresh_store, provenance, write_result
 
 from ledger import Ledger
 from ledger.simulate import simulate_lines, simulate_operations
@@ -127,11 +127,7 @@ def main() -> None:
         "ingest_to_eventsourcing_1_per_save": round(rate / result["eventsourcing_1_per_save"]["events_per_s"], 2),
         "ingest_to_eventsourcing_100_per_save": round(rate / result["eventsourcing_100_per_save"]["events_per_s"], 2),
     }
-    text = orjson.dumps(result, option=orjson.OPT_INDENT_2).decode()
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

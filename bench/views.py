@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from common import fresh_store, provenance
+from common import fresh_store, provenance, write_result
 
 from ledger import Ledger
 from ledger.simulate import simulate_operations
@@ -121,11 +121,7 @@ def main() -> None:
             "seconds": round(replay_s, 1),
         }
         result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    text = orjson.dumps(result, option=orjson.OPT_INDENT_2).decode()
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":
