@@ -10,6 +10,8 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import sqlite3
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -146,6 +148,27 @@ class SQLiteBackend(Backend):
 
     def exists(self) -> bool:
         return os.path.exists(self.path)
+
+    @contextmanager
+    def setting_up(self) -> Iterator[None]:
+        """Put the file in WAL mode before eventsourcing opens it: switching takes a lock that the
+        busy timeout does not wait for, so processes opening one new file at once would fail."""
+        from eventsourcing.persistence import OperationalError
+
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                conn = sqlite3.connect(self.path, timeout=10)
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                finally:
+                    conn.close()
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise OperationalError(e) from e
+                time.sleep(0.05)
+        yield
 
     def view_database(self) -> ViewDatabase:
         return SQLiteViewDatabase(self.path, "stored_events")
@@ -331,6 +354,11 @@ def translated_errors(backend: Backend) -> Iterator[None]:
         raise LedgerError(Code.INTERNAL, f"storage error at {backend.redacted_url}: {_scrub(e, backend)}") from None
     except MapperDeserialisationError as e:
         raise LedgerError(Code.DATA_LOSS, str(e)) from None
+    except sqlite3.Error as e:  # raised by the driver where eventsourcing does not wrap it
+        text = _scrub(e, backend)
+        if "locked" in text or "busy" in text:
+            raise LedgerError(Code.ABORTED, f"the store is busy with another writer; retry ({text})") from None
+        raise LedgerError(Code.UNAVAILABLE, f"cannot use {backend.redacted_url}: {text}") from None
 
 
 def _scrub(error: BaseException, backend: Backend) -> str:
