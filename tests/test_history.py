@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ledger import Code, Ledger, LedgerError
+from ledger import Code, Ledger, LedgerError, log
 from ledger.chain import GENESIS, link
 from ledger.domain import EVENT_TYPES
 
@@ -111,7 +111,8 @@ PINNED_TOPICS = {
 
 
 def _stored_topics(lg: Ledger, name: str) -> list[str]:
-    return [s.event.topic for s in lg._backend.select_events(lg._app.recorder, name)]
+    with lg._engine.db.read() as cursor:
+        return [topic for _, _, _, topic, _ in log.histories(cursor, lg._engine.db, [name])]
 
 
 def test_stored_topics_are_pinned_not_module_paths(ledger: Ledger) -> None:

@@ -281,9 +281,12 @@ class Ledger:
     def history(self, name: str) -> History:
         """Every event of the operation, oldest first, with version, position, recordedAt and hash."""
         name = validate_name(name)
-        with translated_errors(self._backend):
-            stored = self._backend.select_events(self._app.recorder, name)
-            rendered = [render_event(decode_event(s.event, self._app.mapper.transcoder), s.position) for s in stored]
+        transcoder = self._app.mapper.transcoder
+        with translated_errors(self._backend), self._engine.db.quick() as cursor:
+            rendered = [
+                render_event(decode_event(StoredEvent(n, v, topic, payload_bytes(state)), transcoder), int(position))
+                for position, n, v, topic, state in log.histories(cursor, self._engine.db, [name])
+            ]
         if not rendered:
             raise not_found(name)
         return rendered

@@ -21,7 +21,6 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import orjson
 from eventsourcing.persistence import (
-    ApplicationRecorder,
     Mapper,
     MapperDeserialisationError,
     StoredEvent,
@@ -86,12 +85,6 @@ def decode_event(stored: StoredEvent, transcoder: Transcoder) -> OperationEvent:
         raise MapperDeserialisationError(msg) from e
 
 
-@dataclass(frozen=True)
-class PositionedEvent:
-    position: int
-    event: StoredEvent
-
-
 class Backend(ABC):
     """One kind of database, reached through one URL."""
 
@@ -112,10 +105,6 @@ class Backend(ABC):
     @abstractmethod
     def view_database(self) -> ViewDatabase:
         """A connection for the views, in the same database as the events."""
-
-    @abstractmethod
-    def select_events(self, recorder: ApplicationRecorder, name: str) -> list[PositionedEvent]:
-        """One operation's stored events with their global positions, oldest first."""
 
     @property
     @abstractmethod
@@ -172,17 +161,6 @@ class SQLiteBackend(Backend):
 
     def view_database(self) -> ViewDatabase:
         return SQLiteViewDatabase(self.path, "stored_events")
-
-    def select_events(self, recorder: ApplicationRecorder, name: str) -> list[PositionedEvent]:
-        table = recorder.events_table_name  # type: ignore[attr-defined]
-        statement = (
-            f"SELECT rowid, originator_version, topic, state FROM {table} "  # noqa: S608 - eventsourcing's constant
-            "WHERE originator_id = ? ORDER BY originator_version"
-        )
-        with recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
-            cursor.execute(statement, (name,))
-            rows = cursor.fetchall()
-        return [PositionedEvent(row[0], StoredEvent(name, row[1], row[2], payload_bytes(row[3]))) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -260,25 +238,6 @@ class PostgresBackend(Backend):
             except psycopg.Error as e:
                 raise OperationalError(str(e)) from e
             yield  # the session lock is released when the connection closes
-
-    def select_events(self, recorder: ApplicationRecorder, name: str) -> list[PositionedEvent]:
-        from psycopg import sql
-
-        table = sql.Identifier(self.settings.schema or "public", recorder.events_table_name)  # type: ignore[attr-defined]
-        statement = sql.SQL(
-            "SELECT notification_id, originator_version, topic, state FROM {} "
-            "WHERE originator_id = %s ORDER BY originator_version"
-        ).format(table)
-        with recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
-            cursor.execute(statement, (name,))
-            rows = cursor.fetchall()
-        return [
-            PositionedEvent(
-                row["notification_id"],
-                StoredEvent(name, row["originator_version"], row["topic"], bytes(row["state"])),
-            )
-            for row in rows
-        ]
 
 
 def open_backend(url: str) -> Backend:

@@ -47,6 +47,33 @@ class ViewDatabase(ABC):
     def close(self) -> None: ...
 
 
+@contextmanager
+def _sqlite_errors() -> Iterator[None]:
+    """sqlite3's errors as eventsourcing's, so the application maps them to codes in one place."""
+    try:
+        yield
+    except sqlite3.IntegrityError as e:
+        raise IntegrityError(e) from e
+    except sqlite3.OperationalError as e:
+        raise OperationalError(e) from e
+    except sqlite3.Error as e:
+        raise PersistenceError(e) from e
+
+
+@contextmanager
+def _psycopg_errors() -> Iterator[None]:
+    import psycopg
+
+    try:
+        yield
+    except psycopg.IntegrityError as e:
+        raise IntegrityError(e) from e
+    except psycopg.OperationalError as e:
+        raise OperationalError(e) from e
+    except psycopg.Error as e:
+        raise PersistenceError(e) from e
+
+
 class SQLiteViewDatabase(ViewDatabase):
     dialect = SQLiteDialect()
     position_column = "rowid"
@@ -70,27 +97,20 @@ class SQLiteViewDatabase(ViewDatabase):
 
     @contextmanager
     def _transaction(self, begin: str) -> Iterator[sqlite3.Cursor]:
-        with self._lock:
+        with self._lock, _sqlite_errors():
+            connection = self._connection()
+            cursor = connection.cursor()
+            cursor.execute(begin)
             try:
-                connection = self._connection()
-                cursor = connection.cursor()
-                cursor.execute(begin)
-                try:
-                    yield cursor
-                except BaseException:
-                    cursor.close()
-                    connection.execute("ROLLBACK")
-                    raise
-                # Close first: a statement not read to its end keeps its snapshot after COMMIT, and
-                # later reads on this connection would not see newer writes.
+                yield cursor
+            except BaseException:
                 cursor.close()
-                connection.execute("COMMIT")
-            except sqlite3.IntegrityError as e:
-                raise IntegrityError(e) from e
-            except sqlite3.OperationalError as e:
-                raise OperationalError(e) from e
-            except sqlite3.Error as e:
-                raise PersistenceError(e) from e
+                connection.execute("ROLLBACK")
+                raise
+            # Close first: a statement not read to its end keeps its snapshot after COMMIT, and
+            # later reads on this connection would not see newer writes.
+            cursor.close()
+            connection.execute("COMMIT")
 
     def write(self) -> Any:
         # IMMEDIATE takes the write lock up front: a deferred transaction that reads first and writes
@@ -105,17 +125,12 @@ class SQLiteViewDatabase(ViewDatabase):
 
     @contextmanager
     def quick(self) -> Iterator[sqlite3.Cursor]:
-        with self._lock:
+        with self._lock, _sqlite_errors():
+            cursor = self._connection().cursor()
             try:
-                cursor = self._connection().cursor()
-                try:
-                    yield cursor
-                finally:
-                    cursor.close()
-            except sqlite3.OperationalError as e:
-                raise OperationalError(e) from e
-            except sqlite3.Error as e:
-                raise PersistenceError(e) from e
+                yield cursor
+            finally:
+                cursor.close()
 
     def close(self) -> None:
         with self._lock:
@@ -142,21 +157,12 @@ class PostgresViewDatabase(ViewDatabase):
 
     @contextmanager
     def _transaction(self, isolation: str = "") -> Iterator[Any]:
-        import psycopg
-
-        with self._lock:
-            try:
-                conn = self._connection()
-                with conn.transaction(), conn.cursor() as cursor:
-                    if isolation:
-                        cursor.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
-                    yield cursor
-            except psycopg.IntegrityError as e:
-                raise IntegrityError(e) from e
-            except psycopg.OperationalError as e:
-                raise OperationalError(e) from e
-            except psycopg.Error as e:
-                raise PersistenceError(e) from e
+        with self._lock, _psycopg_errors():
+            conn = self._connection()
+            with conn.transaction(), conn.cursor() as cursor:
+                if isolation:
+                    cursor.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
+                yield cursor
 
     def write(self) -> Any:
         return self._transaction()
@@ -169,16 +175,8 @@ class PostgresViewDatabase(ViewDatabase):
 
     @contextmanager
     def quick(self) -> Iterator[Any]:
-        import psycopg
-
-        with self._lock:
-            try:
-                with self._connection().cursor() as cursor:  # autocommit: the statement is its own transaction
-                    yield cursor
-            except psycopg.OperationalError as e:
-                raise OperationalError(e) from e
-            except psycopg.Error as e:
-                raise PersistenceError(e) from e
+        with self._lock, _psycopg_errors(), self._connection().cursor() as cursor:
+            yield cursor  # autocommit: the statement is its own transaction
 
     def close(self) -> None:
         with self._lock:
