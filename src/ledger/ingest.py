@@ -99,32 +99,51 @@ class Ingester:
         *,
         snapshots: bool = False,
         on_reject: Callable[[Rejection], None] | None = None,
+        on_accept: Callable[[int, str], None] | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> Summary:
+        """Apply every line. `on_accept(line, outcome)` hears of each line that landed, as RECORDED
+        (it added events), DUPLICATE (every event it holds was there) or UNCHANGED (a snapshot with
+        nothing new); `on_reject` of each line that did not."""
         summary = Summary()
         for batch in _batches(lines):
-            rejections = self._batch(batch, snapshots, summary)
+            rejections, outcomes = self._batch(batch, snapshots, summary)
             for rejection in rejections:
                 summary.rejected += 1
                 if on_reject:
                     on_reject(rejection)
+            if on_accept:
+                for number, outcome in outcomes:
+                    on_accept(number, outcome)
             summary.lines += len(batch)
             if progress:
                 progress(len(batch))
         return summary
 
-    def _batch(self, batch: list[tuple[int, bytes]], snapshots: bool, summary: Summary) -> list[Rejection]:
+    def _batch(
+        self, batch: list[tuple[int, bytes]], snapshots: bool, summary: Summary
+    ) -> tuple[list[Rejection], list[tuple[int, str]]]:
         """Apply one batch; on a lost race with another writer, reload and apply it again."""
         for attempt in range(3):
             known = self._load({name for _, raw in batch for name in _names(raw, snapshots)})
             rejections: list[Rejection] = []
+            outcomes: list[tuple[int, str]] = []
             counts = Summary()
             for number, raw in batch:
+                before = (counts.recorded, counts.duplicates)
                 try:
                     if snapshots:
                         self._snapshot_line(raw, known, counts)
                     else:
                         self._event_line(_parse(raw), known, counts)
+                    outcome = (
+                        "RECORDED"
+                        if counts.recorded > before[0]
+                        else "DUPLICATE"
+                        if counts.duplicates > before[1]
+                        else "UNCHANGED"
+                    )
+                    outcomes.append((number, outcome))
                 except LedgerError as e:
                     rejections.append(Rejection(number, f"{e.code_name}: {e.message}", _text(raw)))
                 except (TypeError, ValueError, AttributeError) as e:  # a shape no check foresaw: still this line's
@@ -141,7 +160,7 @@ class Ingester:
             summary.recorded += counts.recorded
             summary.duplicates += counts.duplicates
             summary.operations |= counts.operations
-            return rejections
+            return rejections, outcomes
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- one line ---------------------------------------------------------------------------------

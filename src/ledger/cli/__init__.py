@@ -6,6 +6,7 @@ import click
 
 from .. import __version__
 from ..store import DEFAULT_URL
+from .access import iam, serve, token
 from .audit import audit, digest, verify
 from .boundary import LedgerGroup
 from .operations import register
@@ -38,7 +39,7 @@ def cli(ctx: click.Context, database_url: str) -> None:
 register(cli)
 cli.add_command(list_)
 cli.add_command(replay)
-for command in (audit, digest, verify, simulate, ingest, export, follow):
+for command in (audit, digest, verify, simulate, ingest, export, follow, serve, token, iam):
     cli.add_command(command)
 
 

@@ -63,6 +63,9 @@ class Dialect:
         """SQL for `column` in a list of `count` parameters; True when the list goes as one array parameter."""
         raise NotImplementedError
 
+    def table_exists(self, cursor: Any, name: str) -> bool:
+        raise NotImplementedError
+
 
 class SQLiteDialect(Dialect):
     name = "sqlite"
@@ -106,6 +109,10 @@ class SQLiteDialect(Dialect):
     def in_list(self, column: str, count: int) -> tuple[str, bool]:
         return f"{column} IN ({', '.join('?' * count)})", False
 
+    def table_exists(self, cursor: Any, name: str) -> bool:
+        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        return cursor.fetchone() is not None
+
 
 class PostgresDialect(Dialect):
     name = "postgresql"
@@ -126,6 +133,10 @@ class PostgresDialect(Dialect):
 
     def table(self, name: str) -> str:
         return f'"{self.schema}"."{name}"'
+
+    def table_exists(self, cursor: Any, name: str) -> bool:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (self.table(name),))
+        return bool(cursor.fetchone()[0])
 
     def json_path(self, segments: tuple[str, ...]) -> Any:
         return list(segments)

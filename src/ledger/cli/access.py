@@ -1,0 +1,120 @@
+"""Commands for serving the ledger over HTTP and deciding who may use it: serve, token, iam."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+from pathlib import Path
+import click
+
+from ..values import parse_json
+from .boundary import emit, emit_lines, open_ledger
+from .operations import JSON
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--tokens",
+    "tokens_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="LEDGER_TOKENS_FILE",
+    help="JSON file of principal -> sha256 token hash (`ledger token new`). Env: LEDGER_TOKENS_FILE.",
+)
+@click.option("--allow-anonymous", is_flag=True, help="Let calls without a token in, as principal allUsers.")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Ledger worker threads.")
+@click.option("--max-wait", default=60.0, show_default=True, type=click.FloatRange(0), help="Cap on :wait, seconds.")
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    tokens_file: Path | None,
+    allow_anonymous: bool,
+    threads: int,
+    max_wait: float,
+) -> None:
+    """Serve google.longrunning Operations over HTTP (OpenAPI at /openapi.json).
+
+    Needs the server extra: pip install 'ledger[server]'. Calls need a bearer token from the tokens
+    file unless --allow-anonymous; what each principal may do is set by policies (`ledger iam set`).
+
+    \b
+    Examples:
+      ledger token new user:ops@example.com --tokens tokens.json
+      ledger iam set projects/p --policy @policy.json
+      ledger serve --port 8080 --tokens tokens.json
+    """
+    try:
+        import uvicorn
+
+        from ..server.access import Authenticator, read_tokens
+        from ..server.app import create_app
+    except ImportError as e:
+        raise click.ClickException(f"the server needs its extra: pip install 'ledger[server]' ({e})") from None
+    if tokens_file is None and not allow_anonymous:
+        raise click.UsageError("give --tokens FILE, or --allow-anonymous to serve without tokens")
+    tokens = read_tokens(tokens_file) if tokens_file else {}
+    open_ledger(ctx).close()  # create the store and views before the first request, and fail early
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app = create_app(ctx.find_root().obj, Authenticator(tokens, allow_anonymous), pool_size=threads, max_wait=max_wait)
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+
+
+@click.group()
+def token() -> None:
+    """Bearer tokens for `ledger serve`."""
+
+
+@token.command("new")
+@click.argument("principal")
+@click.option(
+    "--tokens",
+    "tokens_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="LEDGER_TOKENS_FILE",
+)
+def token_new(principal: str, tokens_file: Path) -> None:
+    """Give PRINCIPAL (user:..., serviceAccount:...) a new token; print it once.
+
+    Only its sha256 hash is written to the tokens file; a token the principal had is replaced.
+    """
+    from ..server.access import add_token
+
+    click.echo(add_token(tokens_file, principal))
+
+
+@click.group()
+def iam() -> None:
+    """Access policies (google.iam.v1.Policy) on resource-name prefixes; "" is the root."""
+
+
+def _operator() -> str:
+    return f"local:{getpass.getuser()}"
+
+
+@iam.command("get")
+@click.argument("resource", default="")
+@click.pass_context
+def iam_get(ctx: click.Context, resource: str) -> None:
+    """Print the policy set on exactly RESOURCE (default: the root), with its etag."""
+    emit(open_ledger(ctx, create=False).get_policy(resource))
+
+
+@iam.command("set")
+@click.argument("resource", default="")
+@click.option("--policy", "policy", required=True, type=JSON, help="google.iam.v1.Policy JSON or @FILE.")
+@click.pass_context
+def iam_set(ctx: click.Context, resource: str, policy: str) -> None:
+    """Replace RESOURCE's policy; an etag in it must be the current one. Recorded as made by local:USER."""
+    emit(open_ledger(ctx).set_policy(resource, parse_json(policy, "policy"), principal=_operator()))
+
+
+@iam.command("history")
+@click.argument("resource", default="")
+@click.pass_context
+def iam_history(ctx: click.Context, resource: str) -> None:
+    """Print every recorded change of RESOURCE's policy as JSON lines, oldest first."""
+    emit_lines(open_ledger(ctx, create=False).policy_history(resource))

@@ -1,0 +1,5 @@
+"""The google.longrunning Operations REST service (`ledger serve`, the `ledger[server]` extra).
+
+routes.py maps HTTP rules to calls, access.py proves who is calling, ../policies.py says what they
+may do, app.py runs the calls on the ledger, errors.py and openapi.py describe the wire.
+"""
