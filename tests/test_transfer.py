@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from ledger import Ledger
 from ledger.cli import cli
 from ledger.export import COLUMNS, parquet_schema
+from ledger.ingest import Rejection
 from ledger.simulate import simulate_lines
 
 from .conftest import PG_DSN, drop_schema, log_length, with_schema
@@ -95,6 +96,16 @@ def test_bad_lines_are_rejected_and_good_lines_land(ledger_url: str, tmp_path: P
     assert again == {"lines": len(lines), "recorded": 0, "duplicates": len(good) + 3, "rejected": 10, "operations": 0}
     with Ledger.open(ledger_url) as lg:
         assert log_length(lg) == before
+
+
+def test_a_nul_in_one_name_rejects_that_line_only(ledger: Ledger) -> None:
+    """Found by schemathesis through POST /v1/events: PostgreSQL refused the whole batch's lookup."""
+    good = {"type": "Created", "name": "operations/fine", "occurredAt": "2026-01-01T00:00:00Z"}
+    bad = {**good, "name": "operations/n\u0000ul"}
+    rejected: list[Rejection] = []
+    summary = ledger.ingest([orjson.dumps(bad), orjson.dumps(good)], on_reject=rejected.append)
+    assert (summary["recorded"], summary["rejected"]) == (1, 1)
+    assert rejected[0].line == 1 and rejected[0].reason.startswith("INVALID_ARGUMENT: name")
 
 
 def test_versions_in_lines_are_checked(ledger: Ledger) -> None:

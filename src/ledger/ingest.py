@@ -347,7 +347,18 @@ def _names(raw: bytes, snapshots: bool) -> list[str]:
     if not isinstance(value, dict):
         return []
     items = value.get("operations") if snapshots and isinstance(value.get("operations"), list) else [value]
-    return [item["name"] for item in items if isinstance(item, dict) and isinstance(item.get("name"), str)]  # type: ignore[union-attr]
+    names = [item.get("name") for item in items if isinstance(item, dict)]  # type: ignore[union-attr]
+    return [name for name in names if isinstance(name, str) and _valid_name(name)]
+
+
+def _valid_name(name: str) -> bool:
+    """Only valid names are looked up: an invalid one is its own line's rejection, never the batch's
+    (a NUL in a name would fail the whole query on PostgreSQL)."""
+    try:
+        validate_name(name)
+    except LedgerError:
+        return False
+    return True
 
 
 def _text(raw: bytes) -> str:

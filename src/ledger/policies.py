@@ -128,7 +128,7 @@ def parse_policy(value: object, field: str = "policy") -> JSONObject:
         if binding.get("condition") is not None:
             raise invalid(f"{where}.condition", "conditional bindings are not supported")
         role = binding.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise invalid(f"{where}.role", f"{role!r} is not one of {', '.join(sorted(ROLES))}")
         members = binding.get("members", [])
         if not isinstance(members, list):
@@ -224,6 +224,8 @@ class Policies:
         resource = validate_resource(resource)
         stored = parse_policy(policy)
         given_etag = policy.get("etag") if isinstance(policy, dict) else None
+        if given_etag is not None and not isinstance(given_etag, str):
+            raise invalid("policy.etag", "must be a string (base64)")
         when: Timestamp = now() if occurred_at is None else parse_timestamp(occurred_at, "occurredAt")
         with self.db.write() as cursor:
             cursor.execute(

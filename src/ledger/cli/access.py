@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import logging
 from pathlib import Path
+
 import click
 
 from ..values import parse_json

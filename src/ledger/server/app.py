@@ -21,6 +21,7 @@ import anyio
 import anyio.to_thread
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -44,12 +45,16 @@ _LIST_PARAMS |= {"page_token": "pageToken", "returnPartialSuccess": "partial", "
 
 
 class LedgerPool:
-    """`size` open ledgers, one lent to each worker thread for the length of a call."""
+    """`size` open ledgers, one lent to each worker thread for the length of a call, and one more
+    that every thread shares for policies: its in-memory policy cache is the one that a change made
+    through this server updates at once."""
 
     def __init__(self, url: str, size: int) -> None:
+        self.access = Ledger.open(url)
+        self.access.get_policy("")  # makes the policy table before the first request
+        self._lent = [Ledger.open(url) for _ in range(size)]
         self._free: queue.SimpleQueue[Ledger] = queue.SimpleQueue()
-        self._all = [Ledger.open(url) for _ in range(size)]
-        for ledger in self._all:
+        for ledger in self._lent:
             self._free.put(ledger)
         self.limiter = anyio.CapacityLimiter(size)
 
@@ -61,6 +66,9 @@ class LedgerPool:
         finally:
             self._free.put(ledger)
 
+    async def policy(self, work: Callable[[Ledger], T]) -> T:
+        return await anyio.to_thread.run_sync(lambda: work(self.access))
+
     async def run(self, work: Callable[[Ledger], T]) -> T:
         def call() -> T:
             with self.lend() as ledger:
@@ -69,7 +77,7 @@ class LedgerPool:
         return await anyio.to_thread.run_sync(call, limiter=self.limiter)
 
     def close(self) -> None:
-        for ledger in self._all:
+        for ledger in (*self._lent, self.access):
             ledger.close()
 
 
@@ -111,7 +119,7 @@ class Service:
     # -- access ---------------------------------------------------------------------------------
 
     async def _require(self, principal: str | None, permission: str, resource: str) -> None:
-        held = await self.pool.run(lambda lg: lg.permissions(principal, resource))
+        held = await self.pool.policy(lambda lg: lg.permissions(principal, resource))
         if permission in held:
             return
         if principal is None:
@@ -137,12 +145,12 @@ class Service:
     async def _cancel(self, request: Request, call: Call, principal: str | None) -> Response:
         _body(await request.body(), call, allowed=("name",))
         await self._require(principal, "ledger.operations.cancel", call.name)
-        await self.pool.run(lambda lg: lg.cancel(call.name))
+        await self.pool.run(lambda lg: _existing(lg, call.name).cancel(call.name))
         return _json({})
 
     async def _delete(self, request: Request, call: Call, principal: str | None) -> Response:
         await self._require(principal, "ledger.operations.delete", call.name)
-        await self.pool.run(lambda lg: lg.delete(call.name))
+        await self.pool.run(lambda lg: _existing(lg, call.name).delete(call.name))
         return _json({})
 
     async def _wait(self, request: Request, call: Call, principal: str | None) -> Response:
@@ -166,7 +174,7 @@ class Service:
         _policy_options(body.get("options"))
         resource = validate_resource(call.name)
         await self._require(principal, "ledger.policies.get", resource)
-        return _json(await self.pool.run(lambda lg: lg.get_policy(resource)))
+        return _json(await self.pool.policy(lambda lg: lg.get_policy(resource)))
 
     async def _setIamPolicy(self, request: Request, call: Call, principal: str | None) -> Response:
         body = _body(await request.body(), call, allowed=("resource", "policy", "updateMask", "update_mask"))
@@ -176,7 +184,7 @@ class Service:
         resource = validate_resource(call.name)
         await self._require(principal, "ledger.policies.set", resource)
         who = principal or "allUsers"
-        return _json(await self.pool.run(lambda lg: lg.set_policy(resource, body["policy"], principal=who)))
+        return _json(await self.pool.policy(lambda lg: lg.set_policy(resource, body["policy"], principal=who)))
 
     async def _testIamPermissions(self, request: Request, call: Call, principal: str | None) -> Response:
         body = _body(await request.body(), call, allowed=("resource", "permissions"))
@@ -184,7 +192,7 @@ class Service:
         if not isinstance(asked, list) or not all(isinstance(p, str) for p in asked):
             raise invalid("permissions", "must be a list of permission names")
         resource = validate_resource(call.name)
-        held = await self.pool.run(lambda lg: lg.permissions(principal, resource))
+        held = await self.pool.policy(lambda lg: lg.permissions(principal, resource))
         granted = [p for p in dict.fromkeys(asked) if p in held and p in PERMISSIONS]
         return _json({"permissions": granted} if granted else {})
 
@@ -217,6 +225,13 @@ class Service:
                 "rejected": summary["rejected"],
             }
         )
+
+
+def _existing(lg: Ledger, name: str) -> Ledger:
+    """NOT_FOUND for a deleted operation, as Google's API answers: over HTTP it is gone, while the
+    ledger alone would call a second delete a broken rule (FAILED_PRECONDITION)."""
+    lg.get_json(name)
+    return lg
 
 
 # -- request parsing --------------------------------------------------------------------------------
@@ -294,8 +309,12 @@ def _event_lines(raw: bytes) -> list[bytes]:
             events = orjson.loads(text)
         except orjson.JSONDecodeError as e:
             raise invalid("body", f"not a JSON array: {e}") from None
-        return [orjson.dumps(event) for event in events]
-    return raw.splitlines()
+        lines = [orjson.dumps(event) for event in events] if isinstance(events, list) else []
+    else:
+        lines = [line for line in raw.splitlines() if line.strip()]
+    if not lines:
+        raise invalid("body", "give events as a JSON array or as JSON lines")
+    return lines
 
 
 def _line_name(line: bytes) -> str | None:
@@ -339,10 +358,15 @@ def create_app(url: str, authenticator: Authenticator, *, pool_size: int = 4, ma
         finally:
             pool.close()
 
+    async def unrouted(request: Request, error: Exception) -> Response:
+        # Paths the router cannot match (a newline in a segment, say) still answer in the envelope.
+        return _error(LedgerError(Code.NOT_FOUND, f"no method at {request.method} {request.url.path}"))
+
     return Starlette(
         routes=[
             Route("/openapi.json", openapi, methods=["GET"]),
-            Route("/{path:path}", service.dispatch, methods=["GET", "POST", "DELETE"]),
+            Route("/{path:path}", service.dispatch, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
         ],
+        exception_handlers={HTTPException: unrouted},
         lifespan=lifespan,
     )

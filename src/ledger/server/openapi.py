@@ -18,19 +18,35 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _path_param(name: str, description: str) -> dict[str, Any]:
+_SEGMENT = r"[A-Za-z0-9._~-]+"
+
+
+def _path_param(name: str, description: str, pattern: str, example: str) -> dict[str, Any]:
     return {
         "name": name,
         "in": "path",
         "required": True,
         "description": description,
-        "schema": {"type": "string", "minLength": 1},
+        "schema": {"type": "string", "pattern": pattern},
+        "example": example,
     }
 
 
-_OPERATION_ID = _path_param("operation", "The operation's id, the segment after `operations/`.")
-_PARENT = _path_param("parent", "The collection's parent, e.g. `projects/p/locations/l` (slashes allowed).")
-_RESOURCE = _path_param("resource", "Any resource name: a policy on it covers every name under it.")
+_OPERATION_ID = _path_param(
+    "operation", "The operation's id, the segment after `operations/`.", f"^{_SEGMENT}$", "op-1"
+)
+_PARENT = _path_param(
+    "parent",
+    "The collection's parent, e.g. `projects/p/locations/l` (slashes allowed).",
+    f"^{_SEGMENT}(/{_SEGMENT})*$",
+    "projects/p",
+)
+_RESOURCE = _path_param(
+    "resource",
+    "Any resource name: a policy on it covers every name under it.",
+    f"^{_SEGMENT}(/{_SEGMENT})*$",
+    "projects/p",
+)
 
 
 def _json_body(schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
@@ -54,7 +70,7 @@ def _answer(schema: dict[str, Any], summary: str, operation_id: str, **extra: An
 
 _LIST_QUERY = [
     {"name": "filter", "in": "query", "schema": {"type": "string"}, "description": "AIP-160 filter (SPEC §7)."},
-    {"name": "pageSize", "in": "query", "schema": {"type": "integer", "format": "int32"}},
+    {"name": "pageSize", "in": "query", "schema": {"type": "integer", "format": "int32", "minimum": 0}},
     {"name": "pageToken", "in": "query", "schema": {"type": "string"}},
     {"name": "returnPartialSuccess", "in": "query", "schema": {"type": "boolean"}},
 ]
@@ -101,7 +117,7 @@ def _operation_paths(prefix: str, params: list[dict[str, Any]], style: str) -> d
 
 def _iam_paths() -> dict[str, Any]:
     verbs = {
-        "getIamPolicy": ("GetIamPolicyRequest", "Policy", "The policy set on exactly this resource"),
+        "getIamPolicy": ("GetIamPolicyRequest", "Policy", "The policy set on exactly this resource (admin only)"),
         "setIamPolicy": ("SetIamPolicyRequest", "Policy", "Replace the resource's policy (etag-checked)"),
         "testIamPermissions": (
             "TestIamPermissionsRequest",
@@ -112,7 +128,9 @@ def _iam_paths() -> dict[str, Any]:
     return {
         f"/v1/{{resource}}:{verb}": {
             "parameters": [_RESOURCE],
-            "post": _answer(_ref(answer), summary, verb, requestBody=_json_body(_ref(request), required=True)),
+            "post": _answer(
+                _ref(answer), summary, verb, requestBody=_json_body(_ref(request), required=verb == "setIamPolicy")
+            ),
         }
         for verb, (request, answer, summary) in verbs.items()
     }
@@ -175,7 +193,7 @@ _SCHEMAS: dict[str, Any] = {
     "Policy": {
         "type": "object",
         "properties": {
-            "version": {"type": "integer", "format": "int32"},
+            "version": {"type": "integer", "format": "int32", "enum": [0, 1, 3]},
             "bindings": {"type": "array", "items": _ref("Binding")},
             "etag": {"type": "string", "format": "byte"},
         },
@@ -186,7 +204,7 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {
             "options": {
                 "type": "object",
-                "properties": {"requestedPolicyVersion": {"type": "integer", "format": "int32"}},
+                "properties": {"requestedPolicyVersion": {"type": "integer", "format": "int32", "enum": [0, 1, 3]}},
                 "additionalProperties": False,
             }
         },
@@ -195,7 +213,10 @@ _SCHEMAS: dict[str, Any] = {
     "SetIamPolicyRequest": {
         "type": "object",
         "required": ["policy"],
-        "properties": {"policy": _ref("Policy"), "updateMask": {"type": "string"}},
+        "properties": {
+            "policy": _ref("Policy"),
+            "updateMask": {"type": "string", "pattern": "^((bindings|etag|version)(,(bindings|etag|version))*)?$"},
+        },
         "additionalProperties": False,
     },
     "TestIamPermissionsRequest": {
