@@ -119,7 +119,10 @@ class Service:
     # -- access ---------------------------------------------------------------------------------
 
     async def _require(self, principal: str | None, permission: str, resource: str) -> None:
-        held = await self.pool.policy(lambda lg: lg.permissions(principal, resource))
+        # On the event loop, not a worker thread: the answer comes from the in-memory policy cache,
+        # which reads the database at most once a second (one small query), and a thread hop would
+        # cost more than the check.
+        held = self.pool.access.permissions(principal, resource)
         if permission in held:
             return
         if principal is None:
