@@ -105,6 +105,94 @@ def ingest_section(out: list[str], results: Path) -> None:
     out += [""] + [f"- {r['backend']}: {provenance(r)}" for r in runs] + [""]
 
 
+def scaling_points(results: Path) -> dict[str, list[dict[str, Any]]]:
+    """One point per views or ingest result, by backend: what grows with the log, and how fast."""
+    points: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(results.glob("views-*.json")):
+        r = orjson.loads(path.read_bytes())
+        p99s = sorted(page["p99_ms"] for page in r["list"].values())
+        points.setdefault(r["backend"], []).append(
+            {
+                "operations": r["operations"],
+                "events": r["events"],
+                "get_p50": r["get"]["p50_ms"],
+                "get_p99": r["get"]["p99_ms"],
+                "list_p99_median": p99s[len(p99s) // 2],
+                "list_p99_worst": p99s[-1],
+                "replay_per_s": r["replay"]["events_per_s"],
+                "date": r["date"],
+            }
+        )
+    for path in sorted(results.glob("ingest-*.json")):
+        r = orjson.loads(path.read_bytes())
+        points.setdefault(r["backend"], []).append(
+            {
+                "operations": r["operations"],
+                "events": r["ledger_ingest"]["events"],
+                "ingest_per_s": r["ledger_ingest"]["events_per_s"],
+                "date": r["date"],
+            }
+        )
+    return points
+
+
+def scaling_section(out: list[str], results: Path) -> None:
+    points = scaling_points(results)
+    if not points:
+        return
+    out += ["## Cost as the log grows", ""]
+    if (results.parent.parent / "docs" / "scaling.png").exists() and results == RESULTS:
+        out += ["![latency and throughput against log size](scaling.png)", ""]
+    out += [
+        "| backend | operations | events | get p50 / p99 ms | list p99 ms, median / worst filter | replay events/s "
+    ]
+    out[-1] += "| ingest events/s | measured |"
+    out += ["|---|---|---|---|---|---|---|---|"]
+    for backend, rows in points.items():
+        for r in sorted(rows, key=lambda r: (r["operations"], "ingest_per_s" in r)):
+            if "get_p50" in r:
+                cells = f"{r['get_p50']} / {r['get_p99']} | {r['list_p99_median']} / {r['list_p99_worst']} | {r['replay_per_s']:,} | |"
+            else:
+                cells = f" | | | {r['ingest_per_s']:,} |"
+            out.append(f"| {backend} | {r['operations']:,} | {r['events']:,} | {cells} {r['date']} |")
+    out += [""]
+
+
+def commands_section(out: list[str], results: Path) -> None:
+    runs = [r for r in (load(results, "commands-sqlite"), load(results, "commands-postgresql")) if r]
+    if not runs:
+        return
+    out += ["## Single commands, and `ledger get` as a new process", ""]
+    out += ["| backend | operations held | create p50 / p99 ms | progress p50 / p99 ms | succeed p50 / p99 ms "]
+    out[-1] += "| `ledger get` process, median (max) ms | bare `python -c pass` ms |"
+    out += ["|---|---|---|---|---|---|---|"]
+    for r in runs:
+        c, g = r["commands"], r["ledger_get_process"]
+        cells = " | ".join(f"{c[k]['p50_ms']} / {c[k]['p99_ms']}" for k in ("create", "progress", "succeed"))
+        out.append(
+            f"| {r['backend']} | {r['operations']:,} | {cells} | {g['median_ms']} ({g['max_ms']}) | {g['bare_interpreter_ms']} |"
+        )
+    out += [""] + [f"- {r['backend']}: {provenance(r)}" for r in runs] + [""]
+
+
+def serve_section(out: list[str], results: Path) -> None:
+    runs = [r for r in (load(results, "serve-sqlite"), load(results, "serve-postgresql")) if r]
+    if not runs:
+        return
+    out += ["## The REST service under load (loopback, a second process)", ""]
+    out += ["| backend | clients (poll / write) | seconds | requests/s | errors | lost writes "]
+    out[-1] += "| get p50 / p99 ms | list p50 / p99 ms | write p50 / p99 ms |"
+    out += ["|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        lat = r["latency_ms"]
+        cells = " | ".join(f"{lat[k]['p50']} / {lat[k]['p99']}" for k in ("get", "list", "write"))
+        out.append(
+            f"| {r['backend']} | {r['pollers']} / {r['writers']} | {r['seconds']} | {r['requests_per_s']:,} | "
+            f"{r['errors']} | {r['lost_writes']} of {r['operations_written']:,} operations | {cells} |"
+        )
+    out += [""] + [f"- {r['backend']}: {provenance(r)}" for r in runs] + [""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON results are")
@@ -120,6 +208,9 @@ def main() -> None:
     views_section(out, results)
     audit_section(out, results)
     ingest_section(out, results)
+    commands_section(out, results)
+    serve_section(out, results)
+    scaling_section(out, results)
     notes = Path(__file__).parent / "NOTES.md"
     if notes.exists() and results == RESULTS:  # the notes read the recorded results, not a quick run
         out += [notes.read_text().rstrip(), ""]
