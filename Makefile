@@ -29,16 +29,26 @@ types: $(READY)
 unit: $(READY)
 	$(BIN)/pytest
 
-# Benchmarks are not tests: they take long (`make bench`: about 1.5 hours on 2 cores) and their
-# numbers go to bench/results/*.json and docs/benchmarks.md. PostgreSQL runs need LEDGER_BENCH_PG_DSN
-# (or LEDGER_TEST_PG_DSN). `make bench-quick` is the same harness at a small scale, in about a minute.
+# Benchmarks are not tests: they take long (`make bench`: about two hours on 2 cores) and their
+# numbers go to bench/results/*.json, docs/benchmarks.md and docs/scaling.png. PostgreSQL runs need
+# LEDGER_BENCH_PG_DSN (or LEDGER_TEST_PG_DSN). `make bench-quick` is the same harness at a small
+# scale, in about a minute, and prints the tables without touching the recorded results.
 BENCH_PG_DSN ?= $(or $(LEDGER_BENCH_PG_DSN),$(LEDGER_TEST_PG_DSN),postgresql://postgres@127.0.0.1:5432/test)
+BENCH := LEDGER_BENCH_PG_DSN=$(BENCH_PG_DSN) $(BIN)/python bench
 bench: $(READY)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@for backend in sqlite postgresql; do \
-		LEDGER_BENCH_PG_DSN=$(BENCH_PG_DSN) $(BIN)/python bench/views.py --backend $$backend --operations 1000000 --out bench/results/views-$$backend.json && \
-		LEDGER_BENCH_PG_DSN=$(BENCH_PG_DSN) $(BIN)/python bench/audit.py --backend $$backend --operations 25000 250000 --out bench/results/audit-$$backend.json && \
-		LEDGER_BENCH_PG_DSN=$(BENCH_PG_DSN) $(BIN)/python bench/ingest.py --backend $$backend --events 1000000 --out bench/results/ingest-$$backend.json || exit 1; \
+		$(BENCH)/views.py --backend $$backend --operations 1000000 --out bench/results/views-$$backend.json && \
+		$(BENCH)/views.py --backend $$backend --operations 100000 --out bench/results/views-$$backend-100k.json && \
+		$(BENCH)/views.py --backend $$backend --operations 10000 --out bench/results/views-$$backend-10k.json && \
+		$(BENCH)/audit.py --backend $$backend --operations 25000 250000 --out bench/results/audit-$$backend.json && \
+		$(BENCH)/ingest.py --backend $$backend --events 1000000 --out bench/results/ingest-$$backend.json && \
+		$(BENCH)/ingest.py --backend $$backend --events 400000 --out bench/results/ingest-$$backend-100k.json && \
+		$(BENCH)/ingest.py --backend $$backend --events 40000 --out bench/results/ingest-$$backend-10k.json && \
+		$(BENCH)/commands.py --backend $$backend --operations 10000 --out bench/results/commands-$$backend.json && \
+		$(BENCH)/serve.py --backend $$backend --seconds 60 --out bench/results/serve-$$backend.json || exit 1; \
 	done
+	$(BIN)/python bench/plot.py
 	$(BIN)/python bench/report.py > docs/benchmarks.md
 
 bench-quick: $(READY)
@@ -46,6 +56,8 @@ bench-quick: $(READY)
 	$(BIN)/python bench/views.py --backend sqlite --operations 5000 --samples 300 --out .bench-quick/views-sqlite.json >/dev/null
 	$(BIN)/python bench/audit.py --backend sqlite --operations 2000 8000 --out .bench-quick/audit-sqlite.json >/dev/null
 	$(BIN)/python bench/ingest.py --backend sqlite --events 20000 --out .bench-quick/ingest-sqlite.json >/dev/null
+	$(BIN)/python bench/commands.py --backend sqlite --operations 1000 --rounds 100 --processes 5 --out .bench-quick/commands-sqlite.json >/dev/null
+	$(BIN)/python bench/serve.py --backend sqlite --seconds 5 --out .bench-quick/serve-sqlite.json >/dev/null
 	$(BIN)/python bench/report.py --results .bench-quick
 
 clean:

@@ -7,10 +7,12 @@ collection of its own, so tests do not see each other's operations.
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -224,6 +226,8 @@ def test_a_principal_without_the_role_is_403_and_nothing_is_recorded(server: Ser
             (VIEWER, "POST", f"/v1/{collection}:getIamPolicy", {}),
             (PRODUCER, "GET", f"/v1/{name}", None),
             (PRODUCER, "POST", "/v1/events", [event, {**event, "name": "elsewhere/operations/x"}]),
+            (PRODUCER, "POST", "/v1/events", [{**event, "type": "Deleted"}]),  # writing events is not deleting
+            (PRODUCER, "POST", "/v1/events", [{**event, "type": "CancelRequested"}]),
             (STRANGER, "GET", f"/v1/{collection}/operations", None),
             (STRANGER, "POST", f"/v1/{name}:wait", {"timeout": "1s"}),
         ]
@@ -306,6 +310,36 @@ def test_audit_finds_a_policy_change_edited_in_the_database(tmp_path: Path) -> N
     assert subprocess.run([LEDGER, "--db", url, "audit"], capture_output=True, check=False).returncode == 3
 
 
+def test_a_replaced_token_stops_working_without_a_restart(server: Server, tmp_path: Path) -> None:
+    assert server.log is not None
+    tokens_file = server.log.parent / "tokens.json"
+    old = server.tokens[STRANGER]
+    new = add_token(tokens_file, STRANGER)
+    server.tokens[STRANGER] = new
+    deadline = time.monotonic() + 10
+    while httpx.get(server.base + "/v1/operations", headers={"Authorization": f"Bearer {old}"}).status_code != 401:
+        assert time.monotonic() < deadline, "the old token still works"
+        time.sleep(0.2)
+    answer = httpx.get(server.base + "/v1/operations", headers={"Authorization": f"Bearer {new}"})
+    assert _status(answer) == (403, "PERMISSION_DENIED")  # known again, and still without a role
+    assert old not in server.log.read_text() and new not in server.log.read_text()
+
+
+def test_names_with_unusual_characters_are_addressed_exactly(server: Server, collection: str) -> None:
+    names = [f"{collection}/operations/a\\b", f"{collection}/operations/x:y", f"{collection}/operations/caf\u00e9"]
+    with Ledger.open(server.url) as lg:
+        for name in names:
+            lg.create(name)
+    with server.client(ADMIN) as http:
+        for name in names:
+            assert http.get("/v1/" + quote(name)).json()["name"] == name
+            answer = http.post(
+                "/v1/" + quote(name) + ":testIamPermissions", json={"permissions": ["ledger.operations.get"]}
+            )
+            assert answer.json() == {"permissions": ["ledger.operations.get"]}
+        assert _status(http.get("/v1/" + quote(f"{collection}/operations/x%3Fy"))) == (404, "NOT_FOUND")
+
+
 # -- producers and errors -------------------------------------------------------------------------
 
 
@@ -324,9 +358,14 @@ def test_events_endpoint_applies_the_ingest_rules_line_by_line(server: Server, c
         assert (
             first["results"][2]["error"]["code"] == 3 and "progressPercent" in first["results"][2]["error"]["message"]
         )
-        lines = b"\n".join(orjson.dumps(e) for e in events[:2]) + b"\nnot json\n"
+        lines = orjson.dumps(events[0]) + b"\n\n" + orjson.dumps(events[1]) + b"\nnot json\n"
         again = http.post("/v1/events", content=lines, headers={"Content-Type": "application/x-ndjson"}).json()
-        assert [r["status"] for r in again["results"]] == ["DUPLICATE", "DUPLICATE", "REJECTED"]
+        assert [(r["line"], r["status"]) for r in again["results"]] == [
+            (1, "DUPLICATE"),
+            (3, "DUPLICATE"),
+            (4, "REJECTED"),
+        ]
+        assert _status(http.post("/v1/events", content=b"not json")) == (400, "INVALID_ARGUMENT")
     with server.client(VIEWER) as http:
         state = http.get(f"/v1/{name}").json()
     assert state["done"] is True and state["metadata"]["verb"] == "export"

@@ -518,7 +518,9 @@ class Ledger:
     ) -> JSONObject:
         """Record a new policy for the resource (and its prefix's names), made by `principal`."""
         with translated_errors(self._backend):
-            return self._policy_store().set(resource, policy, principal=principal, occurred_at=occurred_at)
+            return self._policy_store(for_writing=True).set(
+                resource, policy, principal=principal, occurred_at=occurred_at
+            )
 
     def policy_history(self, resource: str) -> History:
         """Every recorded change of the resource's policy, oldest first."""
@@ -530,12 +532,14 @@ class Ledger:
         with translated_errors(self._backend):
             return self._policy_store().permissions(principal, resource)
 
-    def _policy_store(self) -> Policies:
+    def _policy_store(self, *, for_writing: bool = False) -> Policies:
+        """The policies, whose table is made by the first write: reads of a ledger without policies
+        write nothing."""
         if self._policies is None:
-            policies = Policies(self._engine.db)
+            self._policies = Policies(self._engine.db)
+        if for_writing and not self._policies.ready:
             with self._backend.setting_up():
-                policies.ensure()
-            self._policies = policies
+                self._policies.ensure()
         return self._policies
 
     def log_end(self) -> int:

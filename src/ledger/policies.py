@@ -75,7 +75,7 @@ def etag_of(hash_: str) -> str:
 
 
 def validate_resource(resource: object, field: str = "resource") -> str:
-    """A resource name: `""` (the root) or segments without empty parts, whitespace, `?`, `#` or `:`."""
+    """A resource name: `""` (the root) or segments without empty parts, whitespace, `?` or `#`."""
     if not isinstance(resource, str):
         raise invalid(field, "must be a string")
     if len(resource.encode("utf-8", errors="surrogatepass")) > 1024:
@@ -83,7 +83,7 @@ def validate_resource(resource: object, field: str = "resource") -> str:
     for segment in resource.split("/") if resource else ():
         if not segment:
             raise invalid(field, f"{resource!r} has an empty segment")
-        if any(c.isspace() or c in "?#:" or ord(c) < 0x20 or 0xD800 <= ord(c) <= 0xDFFF for c in segment):
+        if any(c.isspace() or c in "?#" or ord(c) < 0x20 or 0xD800 <= ord(c) <= 0xDFFF for c in segment):
             raise invalid(field, f"{resource!r} holds a character a resource name may not hold")
     return resource
 
@@ -181,12 +181,15 @@ class Policies:
         self._rows = -1
         self._checked = 0.0
 
+    ready = False  # the table is known to exist
+
     def ensure(self) -> None:
         with self.db.write() as cursor:
             cursor.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.table} (resource TEXT NOT NULL, version INTEGER NOT NULL, "
                 f"payload {self.d.blob} NOT NULL, PRIMARY KEY (resource, version))"
             )
+        self.ready = True
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -209,6 +212,8 @@ class Policies:
     def history(self, resource: str) -> list[JSONObject]:
         resource = validate_resource(resource)
         with self.db.read() as cursor:
+            if not self.d.table_exists(cursor, TABLE):
+                return []
             cursor.execute(
                 self.d.sql(f"SELECT resource, version, payload FROM {self.table} WHERE resource = ? ORDER BY version"),
                 (resource,),
@@ -252,8 +257,10 @@ class Policies:
                 )
             except IntegrityError:  # a first policy for the resource, set by two writers at once
                 raise LedgerError(Code.ABORTED, f"the policy of {resource!r} changed meanwhile; retry") from None
-        with self._lock:
-            self._latest[resource] = change
+        with self._lock:  # two writers may get here in either order: the newer version wins
+            kept = self._latest.get(resource)
+            if kept is None or kept.version < change.version:
+                self._latest[resource] = change
             self._rows += 1 if self._rows >= 0 else 0
         return render_policy(change.policy, etag_of(change.hash))
 
@@ -272,6 +279,9 @@ class Policies:
             if time.monotonic() - self._checked < self.refresh_seconds:
                 return self._latest
             with self.db.read() as cursor:
+                if not self.d.table_exists(cursor, TABLE):  # no policy was ever set: nothing is granted
+                    self._checked = time.monotonic()
+                    return {}
                 cursor.execute(f"SELECT COUNT(*) FROM {self.table}")
                 rows = int(cursor.fetchone()[0])
                 if rows != self._rows:

@@ -50,16 +50,16 @@ def serve(
     try:
         import uvicorn
 
-        from ..server.access import Authenticator, read_tokens
+        from ..server.access import Authenticator
         from ..server.app import create_app
     except ImportError as e:
         raise click.ClickException(f"the server needs its extra: pip install 'ledger[server]' ({e})") from None
     if tokens_file is None and not allow_anonymous:
         raise click.UsageError("give --tokens FILE, or --allow-anonymous to serve without tokens")
-    tokens = read_tokens(tokens_file) if tokens_file else {}
+    authenticator = Authenticator(tokens_file, allow_anonymous)  # a bad tokens file fails here, before serving
     open_ledger(ctx).close()  # create the store and views before the first request, and fail early
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    app = create_app(ctx.find_root().obj, Authenticator(tokens, allow_anonymous), pool_size=threads, max_wait=max_wait)
+    app = create_app(ctx.find_root().obj, authenticator, pool_size=threads, max_wait=max_wait)
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
 
 

@@ -9,7 +9,9 @@ a token the file does not know is always refused. No token is ever logged.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
+import time
 from pathlib import Path
 
 import orjson
@@ -18,6 +20,7 @@ from ..errors import Code, LedgerError, invalid
 from ..policies import validate_member
 
 TOKEN_BYTES = 32
+_log = logging.getLogger("ledger.server")
 
 
 def token_hash(token: str) -> str:
@@ -51,18 +54,46 @@ def add_token(path: Path, principal: str) -> str:
     tokens = read_tokens(path)
     token = new_token()
     tokens[principal] = token_hash(token)
-    path.write_bytes(orjson.dumps(tokens, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
-    path.chmod(0o600)
+    staged = path.with_name(path.name + ".new")  # a running server never reads a half-written file
+    staged.write_bytes(orjson.dumps(tokens, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+    staged.chmod(0o600)
+    staged.replace(path)
     return token
 
 
 class Authenticator:
-    def __init__(self, tokens: dict[str, str], allow_anonymous: bool) -> None:
-        self._principals = {hashed: principal for principal, hashed in tokens.items()}
+    """Checks bearer tokens against the tokens file, rereading it (at most once a second) when it
+    changes, so that `ledger token new` replacing a token takes effect without a restart."""
+
+    def __init__(self, tokens_file: Path | None, allow_anonymous: bool) -> None:
+        self.tokens_file = tokens_file
         self.allow_anonymous = allow_anonymous
+        self._principals: dict[str, str] = {}
+        self._stamp: tuple[int, int] | None = None
+        self._checked = 0.0
+        self._reload()
+
+    def _reload(self) -> None:
+        self._checked = time.monotonic()
+        if self.tokens_file is None:
+            return
+        try:
+            stat = self.tokens_file.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            stamp = (0, 0)
+        if stamp != self._stamp:
+            tokens = read_tokens(self.tokens_file)
+            self._principals = {hashed: principal for principal, hashed in tokens.items()}
+            self._stamp = stamp
 
     def principal(self, authorization: str | None) -> str | None:
         """The principal an `Authorization` header proves, None for an allowed anonymous call."""
+        if time.monotonic() - self._checked >= 1.0:
+            try:
+                self._reload()
+            except LedgerError as e:  # a half-written file: keep the tokens we had
+                _log.warning("tokens file not reread: %s", e.message)
         if authorization is None:
             if self.allow_anonymous:
                 return None

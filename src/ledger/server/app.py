@@ -51,7 +51,7 @@ class LedgerPool:
 
     def __init__(self, url: str, size: int) -> None:
         self.access = Ledger.open(url)
-        self.access.get_policy("")  # makes the policy table before the first request
+        self.access.get_policy("")  # fills the policy cache before the first request
         self._lent = [Ledger.open(url) for _ in range(size)]
         self._free: queue.SimpleQueue[Ledger] = queue.SimpleQueue()
         for ledger in self._lent:
@@ -94,15 +94,16 @@ class Service:
         principal: str | None = None
         try:
             principal = self.auth.principal(request.headers.get("authorization"))
-            call = route(request.method, request.url.path)
+            path = request.scope["path"]  # percent-decoded once, as the name was written
+            call = route(request.method, path)
             if call is None:
-                raise LedgerError(Code.NOT_FOUND, f"no method at {request.method} {request.url.path}")
+                raise LedgerError(Code.NOT_FOUND, f"no method at {request.method} {path}")
             handler = getattr(self, f"_{call.method}")
             response: Response = await handler(request, call, principal)
         except LedgerError as e:
             response = _error(e)
         except Exception:  # answered as INTERNAL without details; the log has them
-            _log.exception("request failed: %s %s", request.method, request.url.path)
+            _log.exception("request failed: %s %s", request.method, request.scope["path"])
             response = _error(LedgerError(Code.INTERNAL, "the server failed to answer; see its log"))
         if response.status_code == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="ledger"'
@@ -110,7 +111,7 @@ class Service:
             "%s %s %s -> %d in %.1f ms",
             principal or "anonymous",
             request.method,
-            request.url.path,
+            request.scope["path"],
             response.status_code,
             (time.perf_counter() - started) * 1000,
         )
@@ -119,10 +120,9 @@ class Service:
     # -- access ---------------------------------------------------------------------------------
 
     async def _require(self, principal: str | None, permission: str, resource: str) -> None:
-        # On the event loop, not a worker thread: the answer comes from the in-memory policy cache,
-        # which reads the database at most once a second (one small query), and a thread hop would
-        # cost more than the check.
-        held = self.pool.access.permissions(principal, resource)
+        # On a worker thread although the answer mostly comes from memory: once a second the cache
+        # rereads the database, which may wait behind a writer, and the event loop must not.
+        held = await self.pool.policy(lambda lg: lg.permissions(principal, resource))
         if permission in held:
             return
         if principal is None:
@@ -136,8 +136,8 @@ class Service:
         return _json_bytes(await self.pool.run(lambda lg: lg.get_json(call.name)))
 
     async def _list(self, request: Request, call: Call, principal: str | None) -> Response:
-        params = _list_params(request)
         await self._require(principal, "ledger.operations.list", call.name)
+        params = _list_params(request)
         page = await self.pool.run(
             lambda lg: lg.list_json(
                 call.name, filter=params["filter"], page_size=params["pageSize"], page_token=params["pageToken"]
@@ -146,8 +146,8 @@ class Service:
         return _json_bytes(page)
 
     async def _cancel(self, request: Request, call: Call, principal: str | None) -> Response:
-        _body(await request.body(), call, allowed=("name",))
         await self._require(principal, "ledger.operations.cancel", call.name)
+        _body(await _read(request), call, allowed=("name",))
         await self.pool.run(lambda lg: _existing(lg, call.name).cancel(call.name))
         return _json({})
 
@@ -157,9 +157,9 @@ class Service:
         return _json({})
 
     async def _wait(self, request: Request, call: Call, principal: str | None) -> Response:
-        body = _body(await request.body(), call, allowed=("name", "timeout"))
-        timeout = min(self.max_wait, _duration(body["timeout"])) if "timeout" in body else self.max_wait
         await self._require(principal, "ledger.operations.get", call.name)
+        body = _body(await _read(request), call, allowed=("name", "timeout"))
+        timeout = min(self.max_wait, _duration(body["timeout"])) if "timeout" in body else self.max_wait
         deadline = time.monotonic() + timeout
         pause = 0.02
         while True:
@@ -173,24 +173,24 @@ class Service:
     # -- google.iam.v1.IAMPolicy ------------------------------------------------------------------
 
     async def _getIamPolicy(self, request: Request, call: Call, principal: str | None) -> Response:
-        body = _body(await request.body(), call, allowed=("resource", "options"))
-        _policy_options(body.get("options"))
         resource = validate_resource(call.name)
         await self._require(principal, "ledger.policies.get", resource)
+        body = _body(await _read(request), call, allowed=("resource", "options"))
+        _policy_options(body.get("options"))
         return _json(await self.pool.policy(lambda lg: lg.get_policy(resource)))
 
     async def _setIamPolicy(self, request: Request, call: Call, principal: str | None) -> Response:
-        body = _body(await request.body(), call, allowed=("resource", "policy", "updateMask", "update_mask"))
+        resource = validate_resource(call.name)
+        await self._require(principal, "ledger.policies.set", resource)
+        body = _body(await _read(request), call, allowed=("resource", "policy", "updateMask", "update_mask"))
         if "policy" not in body:
             raise invalid("policy", "is required")
         _update_mask(body.get("updateMask", body.get("update_mask")))
-        resource = validate_resource(call.name)
-        await self._require(principal, "ledger.policies.set", resource)
         who = principal or "allUsers"
         return _json(await self.pool.policy(lambda lg: lg.set_policy(resource, body["policy"], principal=who)))
 
     async def _testIamPermissions(self, request: Request, call: Call, principal: str | None) -> Response:
-        body = _body(await request.body(), call, allowed=("resource", "permissions"))
+        body = _body(await _read(request), call, allowed=("resource", "permissions"))
         asked = body.get("permissions", [])
         if not isinstance(asked, list) or not all(isinstance(p, str) for p in asked):
             raise invalid("permissions", "must be a list of permission names")
@@ -202,10 +202,12 @@ class Service:
     # -- producers ------------------------------------------------------------------------------
 
     async def _events(self, request: Request, call: Call, principal: str | None) -> Response:
-        lines = _event_lines(await request.body())
-        names = {name for name in map(_line_name, lines) if name is not None}
-        for name in sorted(names):
-            await self._require(principal, "ledger.events.write", name)
+        lines = _event_lines(await _read(request))
+        needed = {need for line in lines for need in _line_permissions(line)}
+        if not needed:
+            raise invalid("body", "no line names an operation")
+        for name, permission in sorted(needed):
+            await self._require(principal, permission, name)
         results: dict[int, JSONObject] = {}
 
         def ingest(lg: Ledger) -> JSONObject:
@@ -240,10 +242,22 @@ def _existing(lg: Ledger, name: str) -> Ledger:
 # -- request parsing --------------------------------------------------------------------------------
 
 
+async def _read(request: Request) -> bytes:
+    """The request body, refused once it passes MAX_BODY_BYTES (declared or streamed)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise invalid("body", f"larger than {MAX_BODY_BYTES} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise invalid("body", f"larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _body(raw: bytes, call: Call, allowed: tuple[str, ...]) -> JSONObject:
     """A request message as JSON: an object of known fields only; its name, if given, the path's."""
-    if len(raw) > MAX_BODY_BYTES:
-        raise invalid("body", f"larger than {MAX_BODY_BYTES} bytes")
     if not raw.strip():
         return {}
     try:
@@ -304,8 +318,6 @@ def _update_mask(mask: object) -> None:
 
 def _event_lines(raw: bytes) -> list[bytes]:
     """Event JSON as a JSON array or as JSON lines, one encoded event a line."""
-    if len(raw) > MAX_BODY_BYTES:
-        raise invalid("body", f"larger than {MAX_BODY_BYTES} bytes")
     text = raw.lstrip()
     if text.startswith(b"["):
         try:
@@ -314,19 +326,28 @@ def _event_lines(raw: bytes) -> list[bytes]:
             raise invalid("body", f"not a JSON array: {e}") from None
         lines = [orjson.dumps(event) for event in events] if isinstance(events, list) else []
     else:
-        lines = [line for line in raw.splitlines() if line.strip()]
-    if not lines:
+        lines = raw.splitlines()  # blank lines stay, so results number lines as the client wrote them
+    if not any(line.strip() for line in lines):
         raise invalid("body", "give events as a JSON array or as JSON lines")
     return lines
 
 
-def _line_name(line: bytes) -> str | None:
+def _line_permissions(line: bytes) -> list[tuple[str, str]]:
+    """(name, permission) pairs a line needs: writing events, and for a Deleted or CancelRequested
+    event also what the DELETE or :cancel call would need, so the producer role cannot do either."""
     try:
         event = orjson.loads(line)
     except orjson.JSONDecodeError:
-        return None
+        return []
     name = event.get("name") if isinstance(event, dict) else None
-    return name if isinstance(name, str) else None
+    if not isinstance(name, str):
+        return []
+    needs = [(name, "ledger.events.write")]
+    kind = event.get("type")
+    extra = {"Deleted": "ledger.operations.delete", "CancelRequested": "ledger.operations.cancel"}.get(
+        kind if isinstance(kind, str) else ""
+    )
+    return [*needs, (name, extra)] if extra else needs
 
 
 # -- responses ----------------------------------------------------------------------------------------
@@ -363,7 +384,7 @@ def create_app(url: str, authenticator: Authenticator, *, pool_size: int = 4, ma
 
     async def unrouted(request: Request, error: Exception) -> Response:
         # Paths the router cannot match (a newline in a segment, say) still answer in the envelope.
-        return _error(LedgerError(Code.NOT_FOUND, f"no method at {request.method} {request.url.path}"))
+        return _error(LedgerError(Code.NOT_FOUND, f"no method at {request.method} {request.scope['path']}"))
 
     return Starlette(
         routes=[
