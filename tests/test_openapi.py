@@ -44,6 +44,8 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(backe
     server = start(url, tmp_path, "--allow-anonymous", "--max-wait", "0.2")
     try:
         assert httpx.get(f"{server.base}/openapi.json").json()["openapi"].startswith("3.")
+        # One worker: CPython 3.11's ast.parse is not safe in threads, and hypothesis calls it while
+        # describing strategies ("AST constructor recursion depth mismatch" with two workers).
         run = subprocess.run(
             [
                 SCHEMATHESIS,
