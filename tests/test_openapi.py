@@ -58,7 +58,7 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(backe
                 "--seed",
                 "7",
                 "--workers",
-                "2",
+                "1",
                 "--no-color",
             ],
             capture_output=True,
