@@ -97,19 +97,15 @@ class OperationsView(View):
             self._index(d, generation, "order", order),
             self._index(d, generation, "parent", f"parent, {order}"),
             self._index(d, generation, "state", f"state, {order}"),
+            # Fields filtered by equality carry the page order too: `error.code = X` then reads its
+            # first page straight from one index. With the field alone, SQLite chose that index and
+            # sorted every match (79 ms a page at 1M operations) over walking the order index.
             *(
-                self._index(d, generation, column, column)
-                for column in (
-                    "verb",
-                    "target",
-                    "end_time",
-                    "error_code",
-                    "metadata_type",
-                    "response_type",
-                    "cancel_requested",
-                    "position",  # incremental exports of operations
-                )
+                self._index(d, generation, f"{column}_order", f"{column}, {order}")
+                for column in ("verb", "target", "error_code", "metadata_type", "response_type", "cancel_requested")
             ),
+            self._index(d, generation, "end_time", "end_time"),
+            self._index(d, generation, "position", "position"),  # incremental exports of operations
         ]
 
     def apply(self, cursor: Any, d: Dialect, generation: int, changes: Sequence[Change]) -> None:

@@ -29,7 +29,7 @@ from starlette.routing import Route
 from .. import Ledger
 from ..errors import Code, LedgerError, invalid
 from ..policies import PERMISSIONS, validate_resource
-from ..values import JSONObject
+from ..values import JSONObject, parse_json
 from .access import Authenticator
 from .errors import error_body
 from .openapi import openapi_document
@@ -260,10 +260,7 @@ def _body(raw: bytes, call: Call, allowed: tuple[str, ...]) -> JSONObject:
     """A request message as JSON: an object of known fields only; its name, if given, the path's."""
     if not raw.strip():
         return {}
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise invalid("body", f"not JSON: {e}") from None
+    body = parse_json(raw, "body")
     if not isinstance(body, dict):
         raise invalid("body", "must be a JSON object")
     unknown = sorted(set(body) - set(allowed))
