@@ -8,6 +8,7 @@ show that memory stays flat as the log grows.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
@@ -46,6 +47,9 @@ def measure(url: str, what: str) -> dict[str, Any]:
             assert report["ok"], report["findings"][:3]
         elif what == "replay":
             lg.replay()
+        elif what == "export":  # every event as JSON lines, written and thrown away
+            with open(os.devnull, "wb") as sink:
+                lg.export("events", format="jsonl", out=sink)
         else:
             lg.verify(lg.digest())
         seconds = time.perf_counter() - started
@@ -68,7 +72,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--operations", type=int, nargs="+", default=[25_000, 250_000])
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--measure", choices=["audit", "replay", "digest"], help=argparse.SUPPRESS)
+    parser.add_argument("--measure", choices=["audit", "replay", "digest", "export"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -81,7 +85,7 @@ def main() -> None:
             events = build(url, operations)
             print(f"built {operations:,} operations, {events:,} events", file=sys.stderr)
             run: dict[str, Any] = {"operations": operations, "events": events}
-            for what in ("replay", "audit", "digest"):
+            for what in ("replay", "audit", "digest", "export"):
                 run[what] = in_fresh_process(url, what)
             run["audit_to_replay"] = round(run["audit"]["events_per_s"] / run["replay"]["events_per_s"], 2)
             result["runs"].append(run)

@@ -74,15 +74,19 @@ def audit_section(out: list[str], results: Path) -> None:
         return
     out += ["## Audit, replay and digest of the same log", ""]
     out += [
-        "| backend | events | replay events/s | audit events/s | audit / replay | digest events/s | peak RSS MB (replay / audit) |"
+        "| backend | events | replay events/s | audit events/s | audit / replay | digest events/s | export events/s "
+        "| peak RSS MB (replay / audit / export) |"
     ]
-    out += ["|---|---|---|---|---|---|---|"]
+    out += ["|---|---|---|---|---|---|---|---|"]
     for result in runs:
         for run in result["runs"]:
+            export = run.get("export")  # runs recorded before export was measured lack it
+            export_rate = f"{export['events_per_s']:,}" if export else "not measured"
+            export_rss = export["peak_rss_mb"] if export else "-"
             out.append(
                 f"| {result['backend']} | {run['events']:,} | {run['replay']['events_per_s']:,} | "
                 f"{run['audit']['events_per_s']:,} | {run['audit_to_replay']} | {run['digest']['events_per_s']:,} | "
-                f"{run['replay']['peak_rss_mb']} / {run['audit']['peak_rss_mb']} |"
+                f"{export_rate} | {run['replay']['peak_rss_mb']} / {run['audit']['peak_rss_mb']} / {export_rss} |"
             )
     out += [""] + [f"- {r['backend']}: {provenance(r)}" for r in runs] + [""]
 
