@@ -340,6 +340,17 @@ def test_names_with_unusual_characters_are_addressed_exactly(server: Server, col
         assert _status(http.get("/v1/" + quote(f"{collection}/operations/x%3Fy"))) == (404, "NOT_FOUND")
 
 
+def test_policy_changes_by_another_writer_reach_a_cache(ledger_url: str) -> None:
+    with Ledger.open(ledger_url) as server_side, Ledger.open(ledger_url) as operator:
+        server_side.set_policy("projects/p", _policy(("roles/ledger.viewer", VIEWER)), principal="local:test")
+        server_side._policy_store().refresh_seconds = 0  # reread whenever the table changed
+        assert "ledger.operations.get" in server_side.permissions(VIEWER, "projects/p/operations/x")
+        operator.set_policy("projects/p", {"bindings": []}, principal="local:test")  # a revocation elsewhere
+        assert server_side.permissions(VIEWER, "projects/p/operations/x") == frozenset()
+        operator.set_policy("projects/p", _policy(("roles/ledger.deleter", VIEWER)), principal="local:test")
+        assert "ledger.operations.delete" in server_side.permissions(VIEWER, "projects/p/operations/x")
+
+
 # -- producers and errors -------------------------------------------------------------------------
 
 

@@ -261,7 +261,7 @@ class Policies:
             kept = self._latest.get(resource)
             if kept is None or kept.version < change.version:
                 self._latest[resource] = change
-            self._rows += 1 if self._rows >= 0 else 0
+            self._rows = -1  # reread all at the next refresh: counting here could race with one
         return render_policy(change.policy, etag_of(change.hash))
 
     def audit(self) -> tuple[int, list[PolicyFinding]]:

@@ -69,7 +69,8 @@ class Authenticator:
         self.tokens_file = tokens_file
         self.allow_anonymous = allow_anonymous
         self._principals: dict[str, str] = {}
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, ...] | None = None
+        self._problem = ""
         self._checked = 0.0
         self._reload()
 
@@ -79,11 +80,18 @@ class Authenticator:
             return
         try:
             stat = self.tokens_file.stat()
-            stamp = (stat.st_mtime_ns, stat.st_size)
+            stamp: tuple[int, ...] = (stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
         except FileNotFoundError:
-            stamp = (0, 0)
+            stamp = ()
+        except OSError as e:
+            raise invalid("tokens", f"cannot read {self.tokens_file}: {e.strerror}") from None
         if stamp != self._stamp:
-            tokens = read_tokens(self.tokens_file)
+            if not stamp and self._stamp:
+                _log.warning("tokens file %s is gone: no token is accepted until it is back", self.tokens_file)
+            try:
+                tokens = read_tokens(self.tokens_file)
+            except OSError as e:
+                raise invalid("tokens", f"cannot read {self.tokens_file}: {e.strerror}") from None
             self._principals = {hashed: principal for principal, hashed in tokens.items()}
             self._stamp = stamp
 
@@ -92,8 +100,11 @@ class Authenticator:
         if time.monotonic() - self._checked >= 1.0:
             try:
                 self._reload()
-            except LedgerError as e:  # a half-written file: keep the tokens we had
-                _log.warning("tokens file not reread: %s", e.message)
+                self._problem = ""
+            except LedgerError as e:  # an unreadable file: keep the tokens we had, and say so once
+                if e.message != self._problem:
+                    _log.warning("tokens file not reread, the tokens read before stay: %s", e.message)
+                self._problem = e.message
         if authorization is None:
             if self.allow_anonymous:
                 return None

@@ -108,7 +108,7 @@ class Service:
         if response.status_code == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="ledger"'
         _log.info(
-            "%s %s %s -> %d in %.1f ms",
+            "%s %s %r -> %d in %.1f ms",  # %r: a decoded path may hold control characters
             principal or "anonymous",
             request.method,
             request.scope["path"],
@@ -206,8 +206,9 @@ class Service:
         needed = {need for line in lines for need in _line_permissions(line)}
         if not needed:
             raise invalid("body", "no line names an operation")
-        for name, permission in sorted(needed):
-            await self._require(principal, permission, name)
+        denied = await self.pool.policy(lambda lg: _first_denied(lg, principal, sorted(needed)))
+        if denied:
+            await self._require(principal, denied[1], denied[0])  # raises, naming what was denied
         results: dict[int, JSONObject] = {}
 
         def ingest(lg: Ledger) -> JSONObject:
@@ -230,6 +231,11 @@ class Service:
                 "rejected": summary["rejected"],
             }
         )
+
+
+def _first_denied(lg: Ledger, principal: str | None, needed: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """The first (name, permission) the principal lacks, all checked in one call."""
+    return next(((name, p) for name, p in needed if p not in lg.permissions(principal, name)), None)
 
 
 def _existing(lg: Ledger, name: str) -> Ledger:
