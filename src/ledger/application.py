@@ -466,16 +466,7 @@ class Ledger:
                 changes, findings = Policies(self._engine.db).audit()
             if changes:  # a ledger without policies reports exactly SPEC §6's shape
                 result["checked"]["policyChanges"] = changes
-                result["findings"] += [
-                    {
-                        "severity": "error",
-                        "kind": f"policy-{f.kind}",
-                        "name": f.resource,
-                        "position": None,
-                        "detail": f.detail,
-                    }
-                    for f in findings
-                ]
+                result["findings"] += [finding.to_json() for finding in findings]
                 result["ok"] = result["ok"] and not findings
         return result
 

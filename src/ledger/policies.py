@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from eventsourcing.persistence import IntegrityError
 
+from .audit import Finding
 from .chain import GENESIS, link
 from .errors import Code, LedgerError, invalid
 from .projections.database import ViewDatabase
@@ -264,7 +265,7 @@ class Policies:
             self._rows = -1  # reread all at the next refresh: counting here could race with one
         return render_policy(change.policy, etag_of(change.hash))
 
-    def audit(self) -> tuple[int, list[PolicyFinding]]:
+    def audit(self) -> tuple[int, list[Finding]]:
         """`audit_policies` over every stored change; (0, []) for a ledger that never had a policy."""
         with self.db.snapshot() as cursor:
             if not self.d.table_exists(cursor, TABLE):
@@ -311,16 +312,10 @@ def _decode_row(row: tuple[Any, ...]) -> PolicyChange:
     return _decode(row[0], row[1], row[2])
 
 
-@dataclass(frozen=True)
-class PolicyFinding:
-    kind: str
-    resource: str
-    detail: str
-
-
-def audit_policies(rows: Iterable[tuple[Any, ...]]) -> tuple[int, list[PolicyFinding]]:
+def audit_policies(rows: Iterable[tuple[Any, ...]]) -> tuple[int, list[Finding]]:
     """Check every policy change (rows in resource, version order): versions without gaps, payloads
-    that decode, policies that parse, and the hash chain. Returns (changes checked, findings)."""
+    that decode, policies that parse, and the hash chain. Returns (changes checked, error findings of
+    kind `policy-version`, `policy-decode` or `policy-chain`, named by resource)."""
     checked, findings = 0, []
     resource, previous_hash, expected_version = None, GENESIS, 1
     for row in rows:
@@ -329,17 +324,23 @@ def audit_policies(rows: Iterable[tuple[Any, ...]]) -> tuple[int, list[PolicyFin
             resource, previous_hash, expected_version = row[0], GENESIS, 1
         where = f"policy change {row[1]} of {row[0]!r}"
         if row[1] != expected_version:
-            findings.append(PolicyFinding("version", row[0], f"{where}: expected version {expected_version}"))
+            findings.append(
+                Finding("error", "policy-version", row[0], None, f"{where}: expected version {expected_version}")
+            )
         expected_version = int(row[1]) + 1
         try:
             change = _decode(row[0], row[1], row[2])
             if parse_policy(change.policy) != change.policy:
                 raise ValueError("the stored policy is not in its stored form")
         except (ValueError, KeyError, TypeError, LedgerError) as e:
-            findings.append(PolicyFinding("decode", row[0], f"{where} cannot be decoded: {e}"))
+            findings.append(Finding("error", "policy-decode", row[0], None, f"{where} cannot be decoded: {e}"))
             previous_hash = ""
             continue
         if link(previous_hash, change.body()) != change.hash:
-            findings.append(PolicyFinding("chain", row[0], f"{where}: the hash does not match its content and chain"))
+            findings.append(
+                Finding(
+                    "error", "policy-chain", row[0], None, f"{where}: the hash does not match its content and chain"
+                )
+            )
         previous_hash = change.hash
     return checked, findings

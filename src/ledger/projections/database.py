@@ -48,29 +48,16 @@ class ViewDatabase(ABC):
 
 
 @contextmanager
-def _sqlite_errors() -> Iterator[None]:
-    """sqlite3's errors as eventsourcing's, so the application maps them to codes in one place."""
+def _driver_errors(driver: Any) -> Iterator[None]:
+    """A DB-API driver's errors (sqlite3's, psycopg's) as eventsourcing's, so the application maps
+    them to codes in one place."""
     try:
         yield
-    except sqlite3.IntegrityError as e:
+    except driver.IntegrityError as e:
         raise IntegrityError(e) from e
-    except sqlite3.OperationalError as e:
+    except driver.OperationalError as e:
         raise OperationalError(e) from e
-    except sqlite3.Error as e:
-        raise PersistenceError(e) from e
-
-
-@contextmanager
-def _psycopg_errors() -> Iterator[None]:
-    import psycopg
-
-    try:
-        yield
-    except psycopg.IntegrityError as e:
-        raise IntegrityError(e) from e
-    except psycopg.OperationalError as e:
-        raise OperationalError(e) from e
-    except psycopg.Error as e:
+    except driver.Error as e:
         raise PersistenceError(e) from e
 
 
@@ -97,7 +84,7 @@ class SQLiteViewDatabase(ViewDatabase):
 
     @contextmanager
     def _transaction(self, begin: str) -> Iterator[sqlite3.Cursor]:
-        with self._lock, _sqlite_errors():
+        with self._lock, _driver_errors(sqlite3):
             connection = self._connection()
             cursor = connection.cursor()
             cursor.execute(begin)
@@ -125,7 +112,7 @@ class SQLiteViewDatabase(ViewDatabase):
 
     @contextmanager
     def quick(self) -> Iterator[sqlite3.Cursor]:
-        with self._lock, _sqlite_errors():
+        with self._lock, _driver_errors(sqlite3):
             cursor = self._connection().cursor()
             try:
                 yield cursor
@@ -143,7 +130,10 @@ class PostgresViewDatabase(ViewDatabase):
     position_column = "notification_id"
 
     def __init__(self, connect: Any, schema: str, events_table: str) -> None:
+        import psycopg  # here, not at the top: a SQLite ledger never loads it
+
         super().__init__()
+        self._driver = psycopg
         self.dialect = PostgresDialect(schema)
         self.events_table = self.dialect.table(events_table)
         self._connect = connect
@@ -157,7 +147,7 @@ class PostgresViewDatabase(ViewDatabase):
 
     @contextmanager
     def _transaction(self, isolation: str = "") -> Iterator[Any]:
-        with self._lock, _psycopg_errors():
+        with self._lock, _driver_errors(self._driver):
             conn = self._connection()
             with conn.transaction(), conn.cursor() as cursor:
                 if isolation:
@@ -175,7 +165,7 @@ class PostgresViewDatabase(ViewDatabase):
 
     @contextmanager
     def quick(self) -> Iterator[Any]:
-        with self._lock, _psycopg_errors(), self._connection().cursor() as cursor:
+        with self._lock, _driver_errors(self._driver), self._connection().cursor() as cursor:
             yield cursor  # autocommit: the statement is its own transaction
 
     def close(self) -> None:

@@ -40,8 +40,15 @@ T = TypeVar("T")
 JSON = "application/json"
 MAX_BODY_BYTES = 32 * 1024 * 1024
 _DURATION = re.compile(r"(\d{1,12})(?:\.(\d{1,9}))?s")
-_LIST_PARAMS = {"filter": "filter", "pageSize": "pageSize", "page_size": "pageSize", "pageToken": "pageToken"}
-_LIST_PARAMS |= {"page_token": "pageToken", "returnPartialSuccess": "partial", "return_partial_success": "partial"}
+_LIST_PARAMS = {  # query parameter (camelCase as clients send it, or the proto's snake_case) -> field
+    "filter": "filter",
+    "pageSize": "pageSize",
+    "page_size": "pageSize",
+    "pageToken": "pageToken",
+    "page_token": "pageToken",
+    "returnPartialSuccess": "partial",
+    "return_partial_success": "partial",
+}
 
 
 class LedgerPool:
@@ -123,11 +130,8 @@ class Service:
         # On a worker thread although the answer mostly comes from memory: once a second the cache
         # rereads the database, which may wait behind a writer, and the event loop must not.
         held = await self.pool.policy(lambda lg: lg.permissions(principal, resource))
-        if permission in held:
-            return
-        if principal is None:
-            raise LedgerError(Code.UNAUTHENTICATED, f"anonymous callers lack {permission} on {resource!r}")
-        raise LedgerError(Code.PERMISSION_DENIED, f"permission {permission!r} denied on {resource!r}")
+        if permission not in held:
+            raise _refusal(principal, permission, resource)
 
     # -- google.longrunning.Operations ----------------------------------------------------------
 
@@ -208,7 +212,7 @@ class Service:
             raise invalid("body", "no line names an operation")
         denied = await self.pool.policy(lambda lg: _first_denied(lg, principal, sorted(needed)))
         if denied:
-            await self._require(principal, denied[1], denied[0])  # raises, naming what was denied
+            raise _refusal(principal, denied[1], denied[0])
         results: dict[int, JSONObject] = {}
 
         def ingest(lg: Ledger) -> JSONObject:
@@ -231,6 +235,13 @@ class Service:
                 "rejected": summary["rejected"],
             }
         )
+
+
+def _refusal(principal: str | None, permission: str, resource: str) -> LedgerError:
+    """401 for an anonymous caller (a token might help), 403 for a known principal."""
+    if principal is None:
+        return LedgerError(Code.UNAUTHENTICATED, f"anonymous callers lack {permission} on {resource!r}")
+    return LedgerError(Code.PERMISSION_DENIED, f"permission {permission!r} denied on {resource!r}")
 
 
 def _first_denied(lg: Ledger, principal: str | None, needed: list[tuple[str, str]]) -> tuple[str, str] | None:
