@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import orjson
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import RecordConflictError, StoredEvent
 from eventsourcing.utils import Environment, EnvType
 
 from . import commands, export, log
@@ -119,12 +119,11 @@ class Ledger:
                     return self._repeated_create(existing, values)
                 op = Operation.create(name, when, values)
                 try:
-                    self._app.save(op)
-                except Exception as e:  # a concurrent create won; answer as a repeat would
-                    if attempt or not _is_conflict(e):
+                    self._save([op])
+                except RecordConflictError:  # a concurrent create won; answer as a repeat would
+                    if attempt:
                         raise
                     continue
-                self._after_save()
                 return render_operation(op)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -341,12 +340,7 @@ class Ledger:
         (RECORDED, DUPLICATE or UNCHANGED); duplicates are skipped. Returns
         `{"lines", "recorded", "duplicates", "rejected", "operations"}`.
         """
-        ingester = Ingester(
-            self._engine.db,
-            self._app.mapper.transcoder,
-            save=self._save,
-            after_batch=self._after_save,
-        )
+        ingester = Ingester(self._engine.db, self._app.mapper.transcoder, save=self._save)
         encoded = (line.encode() if isinstance(line, str) else line for line in lines)
         with translated_errors(self._backend):
             summary = ingester.run(
@@ -558,12 +552,33 @@ class Ledger:
     # -- internals ------------------------------------------------------------------------------
 
     def _save(self, ops: Sequence[Operation]) -> None:
-        self._app.save(*ops)
+        """Record the operations' pending events; the views show them before this returns.
+
+        The events go into eventsourcing's table under its writers' lock, and in the same transaction
+        into the views, projected from the states they followed: no read back, no decoding, and no
+        moment when the log holds an event the views lack. When the views lag (another writer's
+        catch-up failed, or a plain eventsourcing save), they catch up after the commit instead.
+        """
+        projected = None
+        if ops:
+            stored = [self._app.mapper.to_stored_event(event) for op in ops for event in op.pending]
+            db = self._engine.db
+            with db.recording(len(stored)) as cursor:
+                db.lock_log(cursor)
+                end, views = self._engine.lock_current(cursor)
+                positions = log.append(cursor, db, stored, after=end)
+                projected = self._engine.project_written(cursor, end, views, ops, positions)
+            for op in ops:
+                op.collect_events()
+        if projected is None:
+            self._after_save()
+        else:
+            self._engine.remember(projected)
 
     def _after_save(self) -> None:
-        """Read-your-writes: the views show a command's event before it returns. The event is stored
-        by now, so a failure here must not fail the command (a retry would record it twice): it is
-        logged, and the next read or write catches the views up."""
+        """Read-your-writes when the write could not project its own events. They are stored by now,
+        so a failure here must not fail the write (a retry would record them twice): it is logged,
+        and the next read or write catches the views up."""
         try:
             self._engine.catch_up()
         except Exception as e:
@@ -590,8 +605,7 @@ class Ledger:
         self, op: Operation, event_class: type[OperationEvent], when: Timestamp, values: JSONObject
     ) -> JSONObject:
         op.trigger(event_class, when, **values)
-        self._app.save(op)
-        self._after_save()
+        self._save([op])
         return render_operation(op)
 
     def _repeated_create(self, existing: Operation, values: JSONObject) -> JSONObject:
@@ -640,9 +654,3 @@ def _created_content(event: Created) -> dict[str, Any]:
 
 def _when(occurred_at: datetime | str | None) -> Timestamp:
     return now() if occurred_at is None else parse_timestamp(occurred_at, "occurredAt")
-
-
-def _is_conflict(error: Exception) -> bool:
-    from eventsourcing.persistence import RecordConflictError
-
-    return isinstance(error, RecordConflictError)

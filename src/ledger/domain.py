@@ -65,6 +65,9 @@ class Operation:
     error: JSONObject | None = None
     deleted: bool = False
     pending: list[OperationEvent] = field(default_factory=list, repr=False, compare=False)
+    # The state before the pending events (None when they begin with Created), so a write can
+    # project each pending event from the state it followed without reading the log back.
+    saved: Operation | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -100,7 +103,7 @@ class Operation:
 
     def collect_events(self) -> list[OperationEvent]:
         """eventsourcing's protocol: hand over the events not yet saved."""
-        collected, self.pending = self.pending, []
+        collected, self.pending, self.saved = self.pending, [], None
         return collected
 
     def trigger(self, event_class: type[OperationEvent], occurred_at: Timestamp, **values: Any) -> None:
@@ -110,6 +113,8 @@ class Operation:
     def append(self, event: OperationEvent) -> None:
         """Apply an event built by `next_after` on this state, unless it breaks a rule; keep it pending."""
         refuse_if_broken(self, event)
+        if not self.pending:  # every change applies attributes whole, so a shallow copy keeps this state
+            self.saved = replace(self, pending=[], saved=None)
         event.mutate(self)
         self.pending.append(event)
 

@@ -86,12 +86,10 @@ class Ingester:
         db: ViewDatabase,
         transcoder: Transcoder,
         save: Callable[[Sequence[Operation]], None],
-        after_batch: Callable[[], None],
     ) -> None:
         self.db, self.d = db, db.dialect
         self.transcoder = transcoder
-        self.save = save
-        self.after_batch = after_batch
+        self.save = save  # records the events and brings the views up to date
 
     def run(
         self,
@@ -150,13 +148,11 @@ class Ingester:
                     rejections.append(Rejection(number, f"INVALID_ARGUMENT: {e}", _text(raw)))
             changed = [k.op for k in known.values() if k.op is not None and k.op.pending]
             try:
-                if changed:
-                    self.save(changed)
+                self.save(changed)
             except RecordConflictError:
                 if attempt == 2:
                     raise LedgerError(Code.ABORTED, "other writers kept changing the same operations; retry") from None
                 continue
-            self.after_batch()
             summary.recorded += counts.recorded
             summary.duplicates += counts.duplicates
             summary.operations |= counts.operations

@@ -1,10 +1,13 @@
-"""Direct reads of the stored event log, for the paths that read it in bulk (projection, audit, ingest,
-digest). Rows are `(position, name, version, topic, state)`."""
+"""Direct access to the stored event log: reads for the paths that read it in bulk (projection,
+audit, ingest, digest), and the append every write makes. Rows are `(position, name, version, topic,
+state)`; the table is eventsourcing's, written as its recorders write it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from eventsourcing.persistence import RecordConflictError, StoredEvent
 
 from .projections.database import ViewDatabase
 
@@ -46,3 +49,26 @@ def histories(cursor: Any, db: ViewDatabase, names: Sequence[str]) -> list[Row]:
         )
         rows += cursor.fetchall()
     return rows
+
+
+def append(cursor: Any, db: ViewDatabase, stored: Sequence[StoredEvent], after: int) -> list[int]:
+    """Append events inside `db.recording`, under `db.lock_log`, to a log that ends at `after`; their
+    positions. An event whose (name, version) is taken raises RecordConflictError, as eventsourcing's."""
+    try:
+        positions = db.insert_events(
+            cursor, [(str(s.originator_id), s.originator_version, s.topic, s.state) for s in stored]
+        )
+    except db.conflict_error as e:
+        raise RecordConflictError(e) from e
+    if positions is not None:
+        return positions
+    # Under the lock every position after `after` is one of these events.
+    cursor.execute(
+        db.dialect.sql(
+            f"SELECT {db.position_column}, originator_id, originator_version FROM {db.events_table} "
+            f"WHERE {db.position_column} > ?"
+        ),
+        (after,),
+    )
+    found = {(name, version): int(position) for position, name, version in cursor.fetchall()}
+    return [found[str(s.originator_id), s.originator_version] for s in stored]

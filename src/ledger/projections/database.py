@@ -1,4 +1,5 @@
-"""Connections for the read side, one per ledger: exclusive write transactions and plain reads.
+"""The ledger's own connection, one per ledger: exclusive write transactions (the views' catch-up,
+and every recorded event with its projection) and plain reads.
 
 Driver errors leave as eventsourcing's persistence errors, so the application maps storage failures
 to google.rpc codes in one place.
@@ -10,7 +11,7 @@ import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, OperationalError, PersistenceError
@@ -22,6 +23,7 @@ class ViewDatabase(ABC):
     dialect: Dialect
     events_table: str
     position_column: str
+    conflict_error: type[Exception]  # the driver's error for a unique key already taken
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -31,8 +33,23 @@ class ViewDatabase(ABC):
         """A context manager giving a cursor inside a transaction that excludes other writers."""
 
     @abstractmethod
+    def recording(self, count: int) -> Any:
+        """`write`, for a transaction that records `count` events: its commit survives a power cut
+        (the views alone are derived, and may be projected again)."""
+
+    @abstractmethod
     def read(self) -> Any:
         """A context manager giving a cursor for reads."""
+
+    @abstractmethod
+    def lock_log(self, cursor: Any) -> None:
+        """Inside `write`: take the lock under which eventsourcing's recorders append events, so that
+        positions are handed out in commit order and no reader passes over a position filled later."""
+
+    @abstractmethod
+    def insert_events(self, cursor: Any, rows: list[tuple[str, int, str, bytes]]) -> list[int] | None:
+        """Append `(name, version, topic, payload)` rows to eventsourcing's table, under `lock_log`;
+        their positions, when the insert tells them."""
 
     @abstractmethod
     def quick(self) -> Any:
@@ -64,6 +81,7 @@ def _driver_errors(driver: Any) -> Iterator[None]:
 class SQLiteViewDatabase(ViewDatabase):
     dialect = SQLiteDialect()
     position_column = "rowid"
+    conflict_error = sqlite3.IntegrityError
 
     def __init__(self, path: str, events_table: str) -> None:
         super().__init__()
@@ -83,29 +101,46 @@ class SQLiteViewDatabase(ViewDatabase):
         return self._conn
 
     @contextmanager
-    def _transaction(self, begin: str) -> Iterator[sqlite3.Cursor]:
+    def _transaction(self, begin: str, synchronous: str = "NORMAL") -> Iterator[sqlite3.Cursor]:
         with self._lock, _driver_errors(sqlite3):
             connection = self._connection()
+            if synchronous != "NORMAL":  # for this transaction only
+                connection.execute(f"PRAGMA synchronous = {synchronous}")
             cursor = connection.cursor()
-            cursor.execute(begin)
             try:
-                yield cursor
-            except BaseException:
+                cursor.execute(begin)
+                try:
+                    yield cursor
+                except BaseException:
+                    cursor.close()
+                    connection.execute("ROLLBACK")
+                    raise
+                # Close first: a statement not read to its end keeps its snapshot after COMMIT, and
+                # later reads on this connection would not see newer writes.
                 cursor.close()
-                connection.execute("ROLLBACK")
-                raise
-            # Close first: a statement not read to its end keeps its snapshot after COMMIT, and
-            # later reads on this connection would not see newer writes.
-            cursor.close()
-            connection.execute("COMMIT")
+                connection.execute("COMMIT")
+            finally:
+                if synchronous != "NORMAL":
+                    connection.execute("PRAGMA synchronous = NORMAL")
 
     def write(self) -> Any:
         # IMMEDIATE takes the write lock up front: a deferred transaction that reads first and writes
         # later fails at once, without waiting, when another writer got in between.
         return self._transaction("BEGIN IMMEDIATE")
 
+    def recording(self, count: int) -> Any:
+        return self._transaction("BEGIN IMMEDIATE", "FULL")  # an fsync a commit, as eventsourcing's
+
     def read(self) -> Any:
         return self._transaction("BEGIN")
+
+    def lock_log(self, cursor: Any) -> None:
+        """`write` began IMMEDIATE: it holds the database's one writer lock already."""
+
+    def insert_events(self, cursor: Any, rows: list[tuple[str, int, str, bytes]]) -> list[int] | None:
+        columns = "originator_id, originator_version, topic, state"
+        cursor.executemany(f"INSERT INTO {self.events_table} ({columns}) VALUES (?, ?, ?, ?)", rows)
+        return None
 
     def snapshot(self) -> Any:
         return self._transaction("BEGIN")  # in WAL mode a read transaction is a snapshot
@@ -128,6 +163,7 @@ class SQLiteViewDatabase(ViewDatabase):
 
 class PostgresViewDatabase(ViewDatabase):
     position_column = "notification_id"
+    COPY_FROM = 64  # events: more go in by COPY, fewer by an INSERT that rides the pipeline
 
     def __init__(self, connect: Any, schema: str, events_table: str) -> None:
         import psycopg  # here, not at the top: a SQLite ledger never loads it
@@ -136,6 +172,8 @@ class PostgresViewDatabase(ViewDatabase):
         self._driver = psycopg
         self.dialect = PostgresDialect(schema)
         self.events_table = self.dialect.table(events_table)
+        self.events_channel = f'"{events_table}"'  # eventsourcing's NOTIFY channel for new events
+        self.conflict_error = psycopg.errors.UniqueViolation
         self._connect = connect
         self._conn: Any = None
 
@@ -146,10 +184,10 @@ class PostgresViewDatabase(ViewDatabase):
         return self._conn
 
     @contextmanager
-    def _transaction(self, isolation: str = "") -> Iterator[Any]:
+    def _transaction(self, isolation: str = "", pipelined: bool = False) -> Iterator[Any]:
         with self._lock, _driver_errors(self._driver):
             conn = self._connection()
-            with conn.transaction(), conn.cursor() as cursor:
+            with conn.pipeline() if pipelined else nullcontext(), conn.transaction(), conn.cursor() as cursor:
                 if isolation:
                     cursor.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
                 yield cursor
@@ -157,8 +195,36 @@ class PostgresViewDatabase(ViewDatabase):
     def write(self) -> Any:
         return self._transaction()
 
+    def recording(self, count: int) -> Any:
+        # Pipelined, a few events cost three round trips (lock, insert, views and commit) instead of
+        # one a statement. COPY, faster for many, cannot run in a pipeline.
+        return self._transaction(pipelined=count < self.COPY_FROM)
+
     def read(self) -> Any:
         return self._transaction()
+
+    def lock_log(self, cursor: Any) -> None:
+        # As eventsourcing's PostgreSQL recorder does, and with its notification for subscribers.
+        cursor.execute(f"LOCK TABLE {self.events_table} IN EXCLUSIVE MODE")
+        cursor.execute(f"NOTIFY {self.events_channel}")
+
+    def insert_events(self, cursor: Any, rows: list[tuple[str, int, str, bytes]]) -> list[int] | None:
+        columns = "originator_id, originator_version, topic, state"
+        if len(rows) >= self.COPY_FROM:
+            with cursor.copy(f"COPY {self.events_table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return None
+        cursor.executemany(
+            f"INSERT INTO {self.events_table} ({columns}) VALUES (%s, %s, %s, %s) RETURNING notification_id",
+            rows,
+            returning=True,
+        )
+        positions = []
+        while True:
+            positions.append(int(cursor.fetchone()[0]))
+            if not cursor.nextset():
+                return positions
 
     def snapshot(self) -> Any:
         return self._transaction("REPEATABLE READ, READ ONLY")

@@ -2,6 +2,9 @@
 the views' rows and their new position in one transaction, so a crash never applies a batch twice
 or half. Gaps in notification ids (rolled-back inserts) are skipped, never waited for.
 
+A write projects its own events in its own transaction, from the states they followed, whenever
+every view had reached the log's end before them; otherwise the next catch-up reads them back.
+
 A rebuild fills new generation tables from position 0 (resumable batch by batch), adds indexes,
 then points the SQL views at them in one transaction; readers keep the old tables until then.
 """
@@ -9,7 +12,7 @@ then points the SQL views at them in one transaction; readers keep the old table
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from eventsourcing.persistence import PersistenceError, StoredEvent, Transcoder
@@ -162,6 +165,61 @@ class ProjectionEngine:
         except BaseException:
             self._states.clear()  # states folded for a batch that did not land are not the log's
             raise
+
+    def lock_current(self, cursor: Any) -> tuple[int, list[Target]]:
+        """Inside a transaction recording events, under the log's lock: the log's end, and the current
+        views, whose rows stay locked until it commits."""
+        log_end = f"(SELECT MAX({self.db.position_column}) FROM {self.db.events_table})"
+        cursor.execute(
+            self.d.sql(f"SELECT view, generation, position, {log_end} FROM {self._projections} WHERE role = ?")
+            + self.d.for_update,
+            (CURRENT,),
+        )
+        rows = cursor.fetchall()
+        end = int(rows[0][3] or 0) if rows else log.log_end(cursor, self.db)
+        return end, [Target(row[0], int(row[1]), int(row[2])) for row in rows]
+
+    def project_written(
+        self, cursor: Any, end: int, targets: Sequence[Target], ops: Sequence[Operation], positions: Sequence[int]
+    ) -> dict[str, Operation] | None:
+        """Inside the transaction that appended `ops`' pending events (at `positions`, after log
+        position `end`): project them from the states they followed, without reading them back.
+
+        Returns each operation's state after them, or None when a view had not reached `end` (the
+        next catch-up applies everything in between first, then these).
+        """
+        if not targets or any(t.position != end for t in targets):
+            return None
+        changes: list[Change] = []
+        states: dict[str, Operation] = {}
+        at = iter(positions)
+        for op in ops:
+            state = replace(op.saved) if op.saved else None  # a copy to fold: the caller keeps `op`
+            for event in op.pending:
+                landed = project(state, event, next(at))
+                if landed is None:  # not a sequence the views can show: leave it to catch-up
+                    return None
+                state, change = landed
+                changes.append(change)
+            if state is not None:
+                states[op.name] = state
+        if not changes:
+            return states
+        changes.sort(key=lambda change: change.position)
+        for target in targets:
+            VIEWS[target.view].apply(cursor, self.d, target.generation, changes)
+        new_end = changes[-1].position
+        cursor.execute(
+            self.d.sql(f"UPDATE {self._projections} SET position = ? WHERE role = ? AND position < ?"),
+            (new_end, CURRENT, new_end),
+        )
+        return states
+
+    def remember(self, states: dict[str, Operation]) -> None:
+        """Keep states that a committed write projected, for the catch-ups that follow them."""
+        if len(self._states) + len(states) > _CACHE_LIMIT:
+            self._states.clear()
+        self._states.update(states)
 
     def _lock_targets(self, cursor: Any, role: str) -> list[Target]:
         cursor.execute(

@@ -1,0 +1,120 @@
+"""A write records its events and projects them in one transaction, from the states they followed."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import OperationalError
+
+from ledger import Code, Ledger, LedgerError
+from ledger.domain import Operation, Progressed
+from ledger.projections.database import ViewDatabase
+from ledger.projections.engine import ProjectionEngine
+from ledger.projections.views import VersionsView
+from ledger.store import PostgresBackend, translated_errors
+from ledger.timestamps import now
+
+from .conftest import PG_DSN, drop_schema, log_length, with_schema
+from .test_views import dump
+
+NAME = "projects/p/locations/l/operations/recorded"
+
+
+def test_a_write_projects_its_events_without_reading_the_log_back(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_read_back(*_: Any) -> list[Any]:
+        raise AssertionError("a write whose views were current read the log back")
+
+    monkeypatch.setattr(ProjectionEngine, "_read_log", no_read_back)
+    ledger.create(NAME, verb="build")
+    ledger.progress(NAME, progress_percent=40, status_detail="halfway")
+    ledger.succeed(NAME)
+    ledger.ingest([b'{"type": "Created", "name": "operations/from-a-file", "occurredAt": "2026-12-01T00:00:00Z"}'])
+    assert ledger.get(NAME)["done"] is True
+    assert ledger.get(NAME, as_of=2)["metadata"]["statusDetail"] == "halfway"
+    assert "done" not in ledger.get("operations/from-a-file")  # proto3 JSON leaves false out
+    assert ledger.view_lag() == {"operations": 0, "versions": 0}
+
+
+def test_events_and_their_views_commit_together(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger.create(NAME, verb="build")
+    before, length = ledger.get(NAME), log_length(ledger)
+
+    def failing(*_: Any) -> None:
+        raise OperationalError("disk I/O error")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(VersionsView, "apply", failing)
+        with pytest.raises(LedgerError) as raised:
+            ledger.progress(NAME, status_detail="compiling")
+    assert raised.value.code == Code.UNAVAILABLE
+    assert log_length(ledger) == length  # the event went with its projection
+    assert ledger.get(NAME) == before
+    assert [e["type"] for e in ledger.history(NAME)] == ["Created"]
+    assert ledger.progress(NAME, status_detail="compiling")["metadata"]["statusDetail"] == "compiling"  # a retry lands
+
+
+def test_events_recorded_past_the_views_land_before_a_write_s_own(ledger: Ledger) -> None:
+    values = {"verb": "import", "lifecycle_fields": "common"}
+    ledger._app.save(Operation.create("operations/plain-save", now(), values))  # the views lag behind it
+    ledger.create(NAME, verb="build")
+    ledger.succeed(NAME)
+    assert ledger.view_lag() == {"operations": 0, "versions": 0}
+    assert ledger.get("operations/plain-save")["metadata"]["verb"] == "import"
+    written = dump(ledger)
+    ledger.replay()
+    assert dump(ledger) == written
+
+
+def test_sqlite_commits_events_with_an_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = Ledger.open(f"sqlite:///{tmp_path}/ledger.db")
+    db = ledger._engine.db
+    seen: list[int] = []
+    insert = type(db).insert_events
+
+    def watched(self: ViewDatabase, cursor: Any, rows: list[tuple[str, int, str, bytes]]) -> None:
+        seen.append(cursor.execute("PRAGMA synchronous").fetchone()[0])
+        insert(self, cursor, rows)
+
+    monkeypatch.setattr(type(db), "insert_events", watched)
+    ledger.create(NAME)
+    with db.quick() as cursor:
+        after = cursor.execute("PRAGMA synchronous").fetchone()[0]
+    assert seen == [2]  # FULL while events commit
+    assert after == 1  # NORMAL again for the views' own catch-up and rebuilds
+    ledger.close()
+
+
+def test_postgresql_subscribers_hear_of_new_events() -> None:
+    """eventsourcing's PostgreSQL subscriptions listen for a notification with every insert."""
+    if not PG_DSN:
+        pytest.skip("LEDGER_TEST_PG_DSN is not set: PostgreSQL tests need a live database")
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    try:
+        with Ledger.open(with_schema(PG_DSN, schema)) as ledger:
+            backend = ledger._backend
+            assert isinstance(backend, PostgresBackend)
+            with backend.connect() as listener:
+                listener.autocommit = True
+                listener.execute('LISTEN "ledger_events"')
+                ledger.create(NAME)
+                heard = [n.channel for n in listener.notifies(timeout=5, stop_after=1)]
+    finally:
+        drop_schema(PG_DSN, schema)
+    assert heard == ["ledger_events"]
+
+
+def test_a_version_taken_meanwhile_is_a_conflict(ledger: Ledger) -> None:
+    ledger.create(NAME)
+    stale = ledger._load(NAME)
+    ledger.progress(NAME, status_detail="first")
+    stale.trigger(Progressed, now(), status_detail="second")
+    with pytest.raises(LedgerError) as raised, translated_errors(ledger._backend):
+        ledger._save([stale])
+    assert raised.value.code == Code.ABORTED
+    assert [e.get("statusDetail") for e in ledger.history(NAME)] == [None, "first"]
+    assert ledger.get(NAME)["metadata"]["statusDetail"] == "first"
