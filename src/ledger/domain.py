@@ -9,7 +9,7 @@ their topics are pinned strings, and each carries a hash chained to the one befo
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, ClassVar
@@ -101,6 +101,14 @@ class Operation:
         op.pending.append(event)
         return op
 
+    def copy(self) -> Operation:
+        """This state, without pending events. Shallow: events set attributes whole (a patch makes a
+        new metadata dict), so the copy keeps this state whatever follows."""
+        state = object.__new__(Operation)
+        state.__dict__.update(self.__dict__)
+        state.pending, state.saved = [], None
+        return state
+
     def collect_events(self) -> list[OperationEvent]:
         """eventsourcing's protocol: hand over the events not yet saved."""
         collected, self.pending, self.saved = self.pending, [], None
@@ -113,8 +121,8 @@ class Operation:
     def append(self, event: OperationEvent) -> None:
         """Apply an event built by `next_after` on this state, unless it breaks a rule; keep it pending."""
         refuse_if_broken(self, event)
-        if not self.pending:  # every change applies attributes whole, so a shallow copy keeps this state
-            self.saved = replace(self, pending=[], saved=None)
+        if not self.pending:
+            self.saved = self.copy()
         event.mutate(self)
         self.pending.append(event)
 
@@ -147,15 +155,22 @@ class OperationEvent:
         return out
 
     def body(self) -> JSONObject:
-        """The event JSON without the output-only position and hash: what the hash covers."""
-        return {
-            "type": self.TYPE,
-            "name": self.name,
-            "occurredAt": format_timestamp(self.occurred_at),
-            **self.values(),
-            "version": self.originator_version,
-            "recordedAt": format_timestamp(from_datetime(self.timestamp)),
-        }
+        """The event JSON without the output-only position and hash: what the hash covers.
+
+        Made once per event (the hash and the stored payload both need it); read it, never change it.
+        """
+        cached: JSONObject | None = self.__dict__.get("_body")
+        if cached is None:
+            cached = {
+                "type": self.TYPE,
+                "name": self.name,
+                "occurredAt": format_timestamp(self.occurred_at),
+                **self.values(),
+                "version": self.originator_version,
+                "recordedAt": format_timestamp(from_datetime(self.timestamp)),
+            }
+            self.__dict__["_body"] = cached  # frozen fields, so the body never goes stale
+        return cached
 
     def signature(self) -> tuple[str, Timestamp, bytes]:
         """What makes two events the same for ingest: type, occurredAt and fields."""
@@ -168,8 +183,10 @@ class OperationEvent:
     def next_after(cls, op: Operation | None, name: str, occurred_at: Timestamp, values: JSONObject) -> OperationEvent:
         version = op.version + 1 if op else 1
         previous = op.last_hash if op else chain.GENESIS
-        unhashed = cls(name, version, datetime.now(UTC), occurred_at, "", **values)
-        return replace(unhashed, hash=unhashed.expected_hash(previous))
+        event = cls(name, version, datetime.now(UTC), occurred_at, "", **values)
+        # Sealed before anyone else sees it: the hash covers the body, which does not hold the hash.
+        object.__setattr__(event, "hash", event.expected_hash(previous))
+        return event
 
     def mutate(self, op: Operation | None) -> Operation | None:
         """eventsourcing's projector protocol: evolve the operation by this event."""

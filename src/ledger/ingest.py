@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 from eventsourcing.persistence import RecordConflictError, StoredEvent, Transcoder
@@ -122,18 +121,21 @@ class Ingester:
         self, batch: list[tuple[int, bytes]], snapshots: bool, summary: Summary
     ) -> tuple[list[Rejection], list[tuple[int, str]]]:
         """Apply one batch; on a lost race with another writer, reload and apply it again."""
+        parsed = [_parse(raw) for _, raw in batch]
         for attempt in range(3):
-            known = self._load({name for _, raw in batch for name in _names(raw, snapshots)})
+            known = self._load({name for line in parsed for name in _names(line, snapshots)})
             rejections: list[Rejection] = []
             outcomes: list[tuple[int, str]] = []
             counts = Summary()
-            for number, raw in batch:
+            for (number, raw), line in zip(batch, parsed, strict=True):
                 before = (counts.recorded, counts.duplicates)
                 try:
+                    if isinstance(line, LedgerError):
+                        raise line
                     if snapshots:
-                        self._snapshot_line(raw, known, counts)
+                        self._snapshot_line(line, known, counts)
                     else:
-                        self._event_line(_parse(raw), known, counts)
+                        self._event_line(line, known, counts)
                     outcome = (
                         "RECORDED"
                         if counts.recorded > before[0]
@@ -168,7 +170,9 @@ class Ingester:
         unknown = sorted(set(line) - _FIELDS[kind])
         if unknown:
             raise invalid(unknown[0], f"is not a field of {kind}")
-        name = validate_name(line.get("name"))
+        name = line.get("name")
+        if not (isinstance(name, str) and name in known):  # names the batch loaded are valid
+            name = validate_name(name)
         if "occurredAt" not in line:
             raise invalid("occurredAt", "is required in ingested events, so that a second ingest finds it again")
         when = parse_timestamp(line["occurredAt"], "occurredAt")
@@ -180,8 +184,7 @@ class Ingester:
         values = _values(event_class, line, entry.op)
         self._append(name, entry, event_class, when, values, version, counts)
 
-    def _snapshot_line(self, raw: bytes, known: dict[str, _Known], counts: Summary) -> None:
-        parsed = _parse_any(raw)
+    def _snapshot_line(self, parsed: JSONObject, known: dict[str, _Known], counts: Summary) -> None:
         snapshots = parsed.get("operations", []) if "operations" in parsed or not parsed else [parsed]
         if not isinstance(snapshots, list):
             raise invalid("operations", "must be a list of Operation objects")
@@ -319,30 +322,22 @@ def _batches(lines: Iterable[bytes]) -> Iterator[list[tuple[int, bytes]]]:
         yield batch
 
 
-def _parse_any(raw: bytes) -> Any:
+def _parse(raw: bytes) -> JSONObject | LedgerError:
+    """A line's JSON object, or why it is not one (its line's rejection, when the batch gets to it)."""
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
-        raise invalid("line", f"not valid JSON: {e}") from None
+        return invalid("line", f"not valid JSON: {e}")
     if not isinstance(value, dict):
-        raise invalid("line", "must be a JSON object")
+        return invalid("line", "must be a JSON object")
     return value
 
 
-def _parse(raw: bytes) -> JSONObject:
-    value: JSONObject = _parse_any(raw)
-    return value
-
-
-def _names(raw: bytes, snapshots: bool) -> list[str]:
+def _names(line: JSONObject | LedgerError, snapshots: bool) -> list[str]:
     """The operation names a line speaks of, for loading their state before the batch runs."""
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    if isinstance(line, LedgerError):
         return []
-    if not isinstance(value, dict):
-        return []
-    items = value.get("operations") if snapshots and isinstance(value.get("operations"), list) else [value]
+    items = line.get("operations") if snapshots and isinstance(line.get("operations"), list) else [line]
     names = [item.get("name") for item in items if isinstance(item, dict)]  # type: ignore[union-attr]
     return [name for name in names if isinstance(name, str) and _valid_name(name)]
 

@@ -12,7 +12,7 @@ then points the SQL views at them in one transaction; readers keep the old table
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import PersistenceError, StoredEvent, Transcoder
@@ -194,7 +194,7 @@ class ProjectionEngine:
         states: dict[str, Operation] = {}
         at = iter(positions)
         for op in ops:
-            state = replace(op.saved) if op.saved else None  # a copy to fold: the caller keeps `op`
+            state = op.saved.copy() if op.saved else None  # a copy to fold: the caller keeps `op`
             for event in op.pending:
                 landed = project(state, event, next(at))
                 if landed is None:  # not a sequence the views can show: leave it to catch-up
