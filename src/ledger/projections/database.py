@@ -97,6 +97,13 @@ class SQLiteViewDatabase(ViewDatabase):
             # Freed pages of dropped generations need no zeroing either (Debian builds default it on).
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA secure_delete = OFF")
+            # A checkpoint copies the WAL into the database file and fsyncs it. Writes land in indexes
+            # keyed by operation name (the log's own, the views'), at random pages, so rarer, larger
+            # checkpoints write a page that several batches changed once: ingesting 320k events took
+            # 41 s with 40,000 pages a checkpoint against 52 s with SQLite's 1,000. After one, the
+            # WAL file is cut back to 64 MB.
+            conn.execute("PRAGMA wal_autocheckpoint = 40000")
+            conn.execute(f"PRAGMA journal_size_limit = {64 * 1024 * 1024}")
             self._conn = conn
         return self._conn
 
