@@ -10,20 +10,17 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import Environment, EnvType
 
-from . import commands, export, log
-from .audit import Auditor, digest_log
+from . import commands, log
 from .domain import CancelRequested, Created, Deleted, Failed, Operation, OperationEvent, Progressed, Succeeded
 from .errors import Code, LedgerError, invalid, not_found
-from .ingest import Ingester, Rejection
 from .names import validate_name
-from .policies import Policies
 from .projections import queries
 from .projections.engine import Progress, ProjectionEngine
 from .projections.views import VIEWS
@@ -39,6 +36,12 @@ from .store import (
 )
 from .timestamps import Timestamp, format_timestamp, now, parse_timestamp
 from .values import JSONObject, parse_json
+
+# ingest, export, audit and policies are imported in the methods that use them, so that a command
+# such as `ledger get` does not load them (start-up time of single commands).
+if TYPE_CHECKING:
+    from .ingest import Rejection
+    from .policies import Policies
 
 _log = logging.getLogger("ledger")
 History = list[JSONObject]  # named here: inside Ledger, `list` is the list method
@@ -341,6 +344,8 @@ class Ledger:
         (RECORDED, DUPLICATE or UNCHANGED); duplicates are skipped. Returns
         `{"lines", "recorded", "duplicates", "rejected", "operations"}`.
         """
+        from .ingest import Ingester
+
         ingester = Ingester(
             self._engine.db,
             self._app.mapper.transcoder,
@@ -367,6 +372,8 @@ class Ledger:
         `out` may be a directory (a new file per run and a manifest: the next run goes on where this
         one ended), a file path, or a binary stream. Returns what was written and its range.
         """
+        from . import export
+
         if what not in export.WHATS:
             raise invalid("what", f"{what!r} is not one of {', '.join(export.WHATS)}")
         if format not in export.FORMATS:
@@ -400,6 +407,8 @@ class Ledger:
     def _export_file(
         self, path: Path, what: str, fmt: str, start: int, to: int, records: Callable[[], Iterator[JSONObject]]
     ) -> JSONObject:
+        from . import export
+
         partial = path.with_name(f".{path.name}.partial")
         try:
             with open(partial, "wb") as out:
@@ -451,6 +460,9 @@ class Ledger:
 
         Returns SPEC §6's report: `{"ok", "checked": {"operations", "events"}, "findings": [...]}`.
         """
+        from .audit import Auditor
+        from .policies import Policies
+
         chosen = None if names is None else sorted({validate_name(n) for n in names})
         with translated_errors(self._backend), self._engine.db.snapshot() as cursor:
             positions = self._engine.positions_in(cursor)
@@ -472,12 +484,16 @@ class Ledger:
 
     def digest(self) -> JSONObject:
         """`{"position": N, "digest": "sha256:..."}` for the whole log up to its end, N."""
+        from .audit import digest_log
+
         with translated_errors(self._backend), self._engine.db.snapshot() as cursor:
             digest = digest_log(cursor, self._engine.db)
         return {"position": digest.position, "digest": digest.digest}
 
     def verify(self, digest: JSONObject | str) -> JSONObject:
         """Check that the log up to a saved digest's position is exactly as it was when it was taken."""
+        from .audit import digest_log
+
         saved = parse_json(digest, "digest") if isinstance(digest, (str, bytes)) else digest
         if not isinstance(saved, dict):
             raise invalid("digest", 'expected {"position": N, "digest": "sha256:..."}')
@@ -526,6 +542,8 @@ class Ledger:
     def _policy_store(self, *, for_writing: bool = False) -> Policies:
         """The policies, whose table is made by the first write: reads of a ledger without policies
         write nothing."""
+        from .policies import Policies
+
         if self._policies is None:
             self._policies = Policies(self._engine.db)
         if for_writing and not self._policies.ready:
