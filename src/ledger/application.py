@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from .store import (
     APPLICATION_NAME,
     DEFAULT_URL,
     Backend,
+    OrjsonTranscoder,
     decode_event,
     open_backend,
     payload_bytes,
@@ -64,9 +66,10 @@ class Ledger:
     ...     lg.create("operations/build-1", verb="build")
     """
 
-    def __init__(self, backend: Backend, app: LedgerApplication, engine: ProjectionEngine) -> None:
+    def __init__(self, backend: Backend, app: LedgerApplication | None, engine: ProjectionEngine) -> None:
         self._backend = backend
-        self._app = app
+        self._application = app  # None: made on first use, by `_app`
+        self._application_lock = threading.Lock()
         self._engine = engine
         self._policies: Policies | None = None
 
@@ -80,10 +83,25 @@ class Ledger:
         if not create and not backend.exists():
             raise LedgerError(Code.UNAVAILABLE, f"no ledger at {backend.redacted_url}; run `ledger init` first")
         with translated_errors(backend), backend.setting_up():
+            engine = ProjectionEngine(backend.view_database(), OrjsonTranscoder())
+            # Reads are answered by the views: when they are all there (ensure() would do nothing), a
+            # ledger opened to read skips eventsourcing's Application, its connection pool and its
+            # table statements until something needs it (start-up time of single commands).
+            if not create and engine._ready():
+                return cls(backend, None, engine)
             app = LedgerApplication(env=backend.environment())
-            engine = ProjectionEngine(backend.view_database(), app.mapper.transcoder)
             engine.ensure()
         return cls(backend, app, engine)
+
+    @property
+    def _app(self) -> LedgerApplication:
+        """eventsourcing's Application, made here on first use when `open` did not make it."""
+        if self._application is None:
+            with self._application_lock:
+                if self._application is None:
+                    with translated_errors(self._backend), self._backend.setting_up():
+                        self._application = LedgerApplication(env=self._backend.environment())
+        return self._application
 
     @property
     def url(self) -> str:
@@ -286,7 +304,7 @@ class Ledger:
     def history(self, name: str) -> History:
         """Every event of the operation, oldest first, with version, position, recordedAt and hash."""
         name = validate_name(name)
-        transcoder = self._app.mapper.transcoder
+        transcoder = self._engine.transcoder
         with translated_errors(self._backend), self._engine.db.quick() as cursor:
             rendered = [
                 render_event(decode_event(StoredEvent(n, v, topic, payload_bytes(state)), transcoder), int(position))
@@ -390,7 +408,7 @@ class Ledger:
                 positions = self._engine.positions_in(cursor)
                 to = self._engine.log_end(cursor) if what == "events" else min(positions.values())
                 start = since if since is not None else (export.resume_position(directory, what) if directory else 0)
-                db, transcoder = self._engine.db, self._app.mapper.transcoder
+                db, transcoder = self._engine.db, self._engine.transcoder
 
                 def records() -> Iterator[JSONObject]:
                     return export.rows(cursor, db, transcoder, what, start, to)
@@ -444,7 +462,7 @@ class Ledger:
                 position = int(row_position)
                 try:
                     event = decode_event(
-                        StoredEvent(name, version, topic, payload_bytes(state)), self._app.mapper.transcoder
+                        StoredEvent(name, version, topic, payload_bytes(state)), self._engine.transcoder
                     )
                 except ValueError as e:  # audit reports it; a follower must not stop at it for ever
                     _log.warning("follow: skipped the event at position %d: %s", position, e)
@@ -466,7 +484,7 @@ class Ledger:
         chosen = None if names is None else sorted({validate_name(n) for n in names})
         with translated_errors(self._backend), self._engine.db.snapshot() as cursor:
             positions = self._engine.positions_in(cursor)
-            report = Auditor(self._engine.db, self._app.mapper.transcoder, positions, progress).run(cursor, chosen)
+            report = Auditor(self._engine.db, self._engine.transcoder, positions, progress).run(cursor, chosen)
         if chosen and report.operations < len(chosen):
             present = {f.name for f in report.findings}
             missing = [n for n in chosen if n not in present and not self._latest_version(n)]
@@ -565,7 +583,8 @@ class Ledger:
 
     def close(self) -> None:
         self._engine.db.close()
-        self._app.close()
+        if self._application is not None:
+            self._application.close()
 
     def __enter__(self) -> Ledger:
         return self
