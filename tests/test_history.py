@@ -145,3 +145,19 @@ def test_moving_the_event_classes_orphans_nothing(ledger: Ledger, monkeypatch: p
     finally:
         for cls, (module, qualname) in originals.items():
             cls.__module__, cls.__qualname__ = module, qualname
+
+
+def test_a_ledger_opened_to_read_reads_through_the_views_and_still_writes(ledger_url: str) -> None:
+    with Ledger.open(ledger_url) as lg:
+        created = lg.create(OP, verb="create")
+    with Ledger.open(ledger_url, create=False) as reader:
+        assert reader.get(OP) == created
+        assert reader.list()["operations"] == [created]
+        assert [e["type"] for e in reader.history(OP)] == ["Created"]
+        assert reader._application is None  # no eventsourcing Application made for reads
+        with pytest.raises(LedgerError, match=r"has no version 2 \(latest: 1\)"):
+            reader.get(OP, as_of=2)
+        assert reader.succeed(OP)["done"] is True
+        assert reader.get(OP)["done"] is True
+    with Ledger.open(ledger_url, create=False) as reader:
+        assert [e["type"] for e in reader.history(OP)] == ["Created", "Succeeded"]

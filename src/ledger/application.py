@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import RecordConflictError, StoredEvent
 from eventsourcing.utils import Environment, EnvType
 
-from . import commands, export, log
-from .audit import Auditor, digest_log
+from . import commands, log
 from .domain import CancelRequested, Created, Deleted, Failed, Operation, OperationEvent, Progressed, Succeeded
 from .errors import Code, LedgerError, invalid, not_found
-from .ingest import Ingester, Rejection
 from .names import validate_name
-from .policies import Policies
 from .projections import queries
 from .projections.engine import Progress, ProjectionEngine
 from .projections.views import VIEWS
@@ -32,6 +30,7 @@ from .store import (
     APPLICATION_NAME,
     DEFAULT_URL,
     Backend,
+    OrjsonTranscoder,
     decode_event,
     open_backend,
     payload_bytes,
@@ -39,6 +38,12 @@ from .store import (
 )
 from .timestamps import Timestamp, format_timestamp, now, parse_timestamp
 from .values import JSONObject, parse_json
+
+# ingest, export, audit and policies are imported in the methods that use them, so that a command
+# such as `ledger get` does not load them (start-up time of single commands).
+if TYPE_CHECKING:
+    from .ingest import Rejection
+    from .policies import Policies
 
 _log = logging.getLogger("ledger")
 History = list[JSONObject]  # named here: inside Ledger, `list` is the list method
@@ -61,9 +66,10 @@ class Ledger:
     ...     lg.create("operations/build-1", verb="build")
     """
 
-    def __init__(self, backend: Backend, app: LedgerApplication, engine: ProjectionEngine) -> None:
+    def __init__(self, backend: Backend, app: LedgerApplication | None, engine: ProjectionEngine) -> None:
         self._backend = backend
-        self._app = app
+        self._application = app  # None: made on first use, by `_app`
+        self._application_lock = threading.Lock()
         self._engine = engine
         self._policies: Policies | None = None
 
@@ -77,10 +83,25 @@ class Ledger:
         if not create and not backend.exists():
             raise LedgerError(Code.UNAVAILABLE, f"no ledger at {backend.redacted_url}; run `ledger init` first")
         with translated_errors(backend), backend.setting_up():
+            engine = ProjectionEngine(backend.view_database(), OrjsonTranscoder())
+            # Reads are answered by the views: when they are all there (ensure() would do nothing), a
+            # ledger opened to read skips eventsourcing's Application, its connection pool and its
+            # table statements until something needs it (start-up time of single commands).
+            if not create and engine.ready():
+                return cls(backend, None, engine)
             app = LedgerApplication(env=backend.environment())
-            engine = ProjectionEngine(backend.view_database(), app.mapper.transcoder)
             engine.ensure()
         return cls(backend, app, engine)
+
+    @property
+    def _app(self) -> LedgerApplication:
+        """eventsourcing's Application, made here on first use when `open` did not make it."""
+        if self._application is None:
+            with self._application_lock:
+                if self._application is None:
+                    with translated_errors(self._backend), self._backend.setting_up():
+                        self._application = LedgerApplication(env=self._backend.environment())
+        return self._application
 
     @property
     def url(self) -> str:
@@ -282,7 +303,7 @@ class Ledger:
     def history(self, name: str) -> History:
         """Every event of the operation, oldest first, with version, position, recordedAt and hash."""
         name = validate_name(name)
-        transcoder = self._app.mapper.transcoder
+        transcoder = self._engine.transcoder
         with translated_errors(self._backend), self._engine.db.quick() as cursor:
             rendered = [
                 render_event(decode_event(StoredEvent(n, v, topic, payload_bytes(state)), transcoder), int(position))
@@ -340,6 +361,8 @@ class Ledger:
         (RECORDED, DUPLICATE or UNCHANGED); duplicates are skipped. Returns
         `{"lines", "recorded", "duplicates", "rejected", "operations"}`.
         """
+        from .ingest import Ingester
+
         ingester = Ingester(self._engine.db, self._app.mapper.transcoder, save=self._save)
         encoded = (line.encode() if isinstance(line, str) else line for line in lines)
         with translated_errors(self._backend):
@@ -361,6 +384,8 @@ class Ledger:
         `out` may be a directory (a new file per run and a manifest: the next run goes on where this
         one ended), a file path, or a binary stream. Returns what was written and its range.
         """
+        from . import export
+
         if what not in export.WHATS:
             raise invalid("what", f"{what!r} is not one of {', '.join(export.WHATS)}")
         if format not in export.FORMATS:
@@ -377,7 +402,7 @@ class Ledger:
                 positions = self._engine.positions_in(cursor)
                 to = self._engine.log_end(cursor) if what == "events" else min(positions.values())
                 start = since if since is not None else (export.resume_position(directory, what) if directory else 0)
-                db, transcoder = self._engine.db, self._app.mapper.transcoder
+                db, transcoder = self._engine.db, self._engine.transcoder
 
                 def records() -> Iterator[JSONObject]:
                     return export.rows(cursor, db, transcoder, what, start, to)
@@ -394,6 +419,8 @@ class Ledger:
     def _export_file(
         self, path: Path, what: str, fmt: str, start: int, to: int, records: Callable[[], Iterator[JSONObject]]
     ) -> JSONObject:
+        from . import export
+
         partial = path.with_name(f".{path.name}.partial")
         try:
             with open(partial, "wb") as out:
@@ -429,7 +456,7 @@ class Ledger:
                 position = int(row_position)
                 try:
                     event = decode_event(
-                        StoredEvent(name, version, topic, payload_bytes(state)), self._app.mapper.transcoder
+                        StoredEvent(name, version, topic, payload_bytes(state)), self._engine.transcoder
                     )
                 except ValueError as e:  # audit reports it; a follower must not stop at it for ever
                     _log.warning("follow: skipped the event at position %d: %s", position, e)
@@ -445,10 +472,13 @@ class Ledger:
 
         Returns SPEC §6's report: `{"ok", "checked": {"operations", "events"}, "findings": [...]}`.
         """
+        from .audit import Auditor
+        from .policies import Policies
+
         chosen = None if names is None else sorted({validate_name(n) for n in names})
         with translated_errors(self._backend), self._engine.db.snapshot() as cursor:
             positions = self._engine.positions_in(cursor)
-            report = Auditor(self._engine.db, self._app.mapper.transcoder, positions, progress).run(cursor, chosen)
+            report = Auditor(self._engine.db, self._engine.transcoder, positions, progress).run(cursor, chosen)
         if chosen and report.operations < len(chosen):
             present = {f.name for f in report.findings}
             missing = [n for n in chosen if n not in present and not self._latest_version(n)]
@@ -466,12 +496,16 @@ class Ledger:
 
     def digest(self) -> JSONObject:
         """`{"position": N, "digest": "sha256:..."}` for the whole log up to its end, N."""
+        from .audit import digest_log
+
         with translated_errors(self._backend), self._engine.db.snapshot() as cursor:
             digest = digest_log(cursor, self._engine.db)
         return {"position": digest.position, "digest": digest.digest}
 
     def verify(self, digest: JSONObject | str) -> JSONObject:
         """Check that the log up to a saved digest's position is exactly as it was when it was taken."""
+        from .audit import digest_log
+
         saved = parse_json(digest, "digest") if isinstance(digest, (str, bytes)) else digest
         if not isinstance(saved, dict):
             raise invalid("digest", 'expected {"position": N, "digest": "sha256:..."}')
@@ -520,6 +554,8 @@ class Ledger:
     def _policy_store(self, *, for_writing: bool = False) -> Policies:
         """The policies, whose table is made by the first write: reads of a ledger without policies
         write nothing."""
+        from .policies import Policies
+
         if self._policies is None:
             self._policies = Policies(self._engine.db)
         if for_writing and not self._policies.ready:
@@ -541,7 +577,8 @@ class Ledger:
 
     def close(self) -> None:
         self._engine.db.close()
-        self._app.close()
+        if self._application is not None:
+            self._application.close()
 
     def __enter__(self) -> Ledger:
         return self

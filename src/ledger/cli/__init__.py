@@ -6,15 +6,23 @@ import click
 
 from .. import __version__
 from ..store import DEFAULT_URL
-from .access import iam, serve, token
-from .audit import audit, digest, verify
 from .boundary import LedgerGroup
-from .operations import register
-from .transfer import export, follow, ingest, simulate
-from .views import list_, replay
+
+# Each command's module is imported only when the command is used (start-up time of single commands).
+COMMANDS = {
+    **{
+        name: f"ledger.cli.operations:{name}"
+        for name in ("init", "create", "progress", "cancel", "succeed", "fail", "delete", "get", "wait", "history")
+    },
+    "list": "ledger.cli.views:list_",
+    "replay": "ledger.cli.views:replay",
+    **{name: f"ledger.cli.audit:{name}" for name in ("audit", "digest", "verify")},
+    **{name: f"ledger.cli.transfer:{name}" for name in ("simulate", "ingest", "export", "follow")},
+    **{name: f"ledger.cli.access:{name}" for name in ("serve", "token", "iam")},
+}
 
 
-@click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LedgerGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
     "database_url",
@@ -34,13 +42,6 @@ def cli(ctx: click.Context, database_url: str) -> None:
     `Error: CODE_NAME: message` on stderr and exit 1; usage errors exit 2.
     """
     ctx.obj = database_url
-
-
-register(cli)
-cli.add_command(list_)
-cli.add_command(replay)
-for command in (audit, digest, verify, simulate, ingest, export, follow, serve, token, iam):
-    cli.add_command(command)
 
 
 def main() -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import click
@@ -14,7 +15,33 @@ from ..errors import LedgerError
 
 
 class LedgerGroup(click.Group):
-    """Turns a LedgerError from any command into `Error: CODE_NAME: message` and exit 1."""
+    """Turns a LedgerError from any command into `Error: CODE_NAME: message` and exit 1.
+
+    Commands given as `lazy_commands` (name -> "module:attribute") are imported when first looked
+    up, so `ledger get` does not load the modules of export, audit or the server (start-up time of
+    single commands); `--help` looks up, and so imports, them all.
+    """
+
+    def __init__(self, *args: Any, lazy_commands: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
+            module, _, attribute = self.lazy_commands[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands and args[0] not in self.lazy_commands:
+            for name in self.lazy_commands:  # click suggests close names from the commands it holds
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -230,8 +230,3 @@ def history(ctx: click.Context, name: str, fmt: str) -> None:
         emit_lines(events)
     else:
         emit(events)
-
-
-def register(group: click.Group) -> None:
-    for command in (init, create, progress, cancel, succeed, fail, delete, get, wait, history):
-        group.add_command(command)

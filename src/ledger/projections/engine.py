@@ -53,7 +53,7 @@ class ProjectionEngine:
 
         A ledger that has them all is only read: opening one for reading writes nothing.
         """
-        if self._ready():
+        if self.ready():
             return
         with self.db.write() as cursor:
             self.d.serialize_writers(cursor)
@@ -74,7 +74,8 @@ class ProjectionEngine:
                 self._point_sql_view(cursor, name, 1)
         self._drop_retired()
 
-    def _ready(self) -> bool:
+    def ready(self) -> bool:
+        """Whether the tracking table and every view are there, with nothing left from a rebuild."""
         try:
             with self.db.read() as cursor:
                 cursor.execute(f"SELECT view, role FROM {self._projections}")

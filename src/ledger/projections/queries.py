@@ -14,9 +14,7 @@ import orjson
 from ..errors import LedgerError, invalid
 from ..names import validate_name
 from ..timestamps import Timestamp
-from .compiler import compile_filter
 from .dialects import Dialect
-from .filters import parse_filter
 from .rows import sortable_time
 
 DEFAULT_PAGE_SIZE = 50
@@ -111,6 +109,10 @@ def list_page(cursor: Any, d: Dialect, request: ListRequest, view_position: int)
     later pages read the versions view as of it, so a listing is one snapshot however long it is read:
     an operation that changes, or appears, after the first page neither moves nor shows up.
     """
+    # The filter language is loaded here, not at the top: `get` never needs it (start-up time of single commands).
+    from .compiler import compile_filter
+    from .filters import parse_filter
+
     size = page_size(request.page_size)
     after = _decode_token(request.page_token, request.binding) if request.page_token else None
     condition = compile_filter(parse_filter(request.filter), d)
