@@ -64,6 +64,18 @@ def views_section(out: list[str], results: Path) -> None:
         + " |"
     )
     out.append("| replay / raw read | " + " | ".join(str(r["replay"]["ratio"]) for r in runs) + " |")
+
+    def runner(r: dict[str, Any]) -> str:
+        baseline = r["replay"].get("eventsourcing_projection_runner")
+        if baseline:
+            return f"{baseline['events_per_s']:,} (first {baseline['events']:,} events)"
+        return "cannot subscribe" if r["backend"] == "sqlite" else "not measured"
+
+    out.append(
+        "| eventsourcing's ProjectionRunner, operations view only, one transaction an event, events/s | "
+        + " | ".join(runner(r) for r in runs)
+        + " |"
+    )
     out.append("| peak RSS of the run, MB | " + " | ".join(str(r["peak_rss_mb"]) for r in runs) + " |")
     out += [""] + [f"- {r['backend']}: {provenance(r)}" for r in runs] + [""]
 

@@ -1,5 +1,6 @@
 """Benchmark of the read side (issue: projections): `get` and filtered `list` latency at scale, and
-replay throughput side by side with a raw read + decode of the same stored rows.
+replay throughput side by side with a raw read + decode of the same stored rows and, on PostgreSQL,
+with eventsourcing's own ProjectionRunner over the first `--runner-events` events of the same log.
 
     python bench/views.py --backend sqlite --operations 1000000 --out bench/results/views-sqlite.json
 
@@ -84,6 +85,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--operations", type=int, default=100_000)
     parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--runner-events", type=int, default=20_000, help="how far the ProjectionRunner goes")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
@@ -120,6 +122,22 @@ def main() -> None:
             "ratio": round((events / replay_s) / (count / read_s), 3),
             "seconds": round(replay_s, 1),
         }
+        if args.backend == "postgresql":  # eventsourcing's SQLite recorder cannot subscribe
+            from projection_runner import runner_rate
+
+            count = min(events, args.runner_events)
+            with lg._engine.db.read() as cursor:
+                cursor.execute(
+                    f"SELECT notification_id FROM {lg._engine.db.events_table} ORDER BY notification_id "
+                    "OFFSET %s LIMIT 1",
+                    (count - 1,),
+                )
+                last = cursor.fetchone()[0]
+            runner = runner_rate(lg._backend.environment(), last, count)
+            result["replay"]["eventsourcing_projection_runner"] = runner
+            result["replay"]["ratio_to_projection_runner"] = round(
+                result["replay"]["events_per_s"] / runner["events_per_s"], 1
+            )
         result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     write_result(result, args.out)
 

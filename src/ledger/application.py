@@ -82,13 +82,17 @@ class Ledger:
         backend = open_backend(url or os.environ.get("LEDGER_DATABASE_URL") or DEFAULT_URL)
         if not create and not backend.exists():
             raise LedgerError(Code.UNAVAILABLE, f"no ledger at {backend.redacted_url}; run `ledger init` first")
-        with translated_errors(backend), backend.setting_up():
-            engine = ProjectionEngine(backend.view_database(), OrjsonTranscoder())
+        engine = ProjectionEngine(backend.view_database(), OrjsonTranscoder())
+        if not create:
             # Reads are answered by the views: when they are all there (ensure() would do nothing), a
-            # ledger opened to read skips eventsourcing's Application, its connection pool and its
-            # table statements until something needs it (start-up time of single commands).
-            if not create and engine.ready():
+            # ledger opened to read skips setting up (a connection, a lock, table statements) and
+            # eventsourcing's Application until something needs them (start-up time of single
+            # commands). A server that cannot be reached fails here, once, with its reason.
+            with translated_errors(backend):
+                engine.db.connect()
+            if engine.ready():
                 return cls(backend, None, engine)
+        with translated_errors(backend), backend.setting_up():
             app = LedgerApplication(env=backend.environment())
             engine.ensure()
         return cls(backend, app, engine)
@@ -341,7 +345,7 @@ class Ledger:
         unknown = [p for p in chosen if p not in VIEWS]
         if unknown:
             raise invalid("projection", f"{', '.join(unknown)} is not one of {', '.join(VIEWS)}")
-        with translated_errors(self._backend):
+        with translated_errors(self._backend), self._engine.db.bulk():
             self._engine.rebuild(chosen, progress, total, batch_size)
 
     # -- moving events in and out ----------------------------------------------------------------
@@ -365,7 +369,7 @@ class Ledger:
 
         ingester = Ingester(self._engine.db, self._app.mapper.transcoder, save=self._save)
         encoded = (line.encode() if isinstance(line, str) else line for line in lines)
-        with translated_errors(self._backend):
+        with translated_errors(self._backend), self._engine.db.bulk():
             summary = ingester.run(
                 encoded, snapshots=snapshots, on_reject=on_reject, on_accept=on_accept, progress=progress
             )
