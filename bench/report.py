@@ -27,7 +27,7 @@ def provenance(result: dict[str, Any]) -> str:
 
 
 def views_section(out: list[str], results: Path) -> None:
-    names = ("views-sqlite", "views-postgresql", "views-postgresql-100k")
+    names = ("views-sqlite", "views-postgresql", "views-postgresql-100k", "views-postgresql-10k")
     runs = [r for r in (load(results, name) for name in names) if r]
     if not runs:
         return
