@@ -118,3 +118,22 @@ def test_a_version_taken_meanwhile_is_a_conflict(ledger: Ledger) -> None:
     assert raised.value.code == Code.ABORTED
     assert [e.get("statusDetail") for e in ledger.history(NAME)] == [None, "first"]
     assert ledger.get(NAME)["metadata"]["statusDetail"] == "first"
+
+
+def test_sqlite_bulk_writes_leave_the_usual_checkpoints_behind(tmp_path: Path) -> None:
+    """Ingest and replay checkpoint rarely while they run; reads after them must not pay a long WAL."""
+    with Ledger.open(f"sqlite:///{tmp_path}/ledger.db") as ledger:
+        db = ledger._engine.db
+        seen: list[int] = []
+
+        def during(_: int) -> None:
+            with db.quick() as cursor:
+                seen.append(cursor.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+        ledger.ingest(
+            [b'{"type": "Created", "name": "operations/a", "occurredAt": "2026-12-01T00:00:00Z"}'], progress=during
+        )
+        with db.quick() as cursor:
+            after = cursor.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    assert seen == [40000]
+    assert after == 1000
