@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -137,3 +140,81 @@ def test_sqlite_bulk_writes_leave_the_usual_checkpoints_behind(tmp_path: Path) -
             after = cursor.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
     assert seen == [40000]
     assert after == 1000
+
+
+def test_a_write_during_a_rebuild_swap_lands_in_the_swapped_in_views(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write waits for the views' rows while the swap holds them; it must not move the new
+    generation past events it never wrote there."""
+    with Ledger.open(ledger_url) as rebuilder, Ledger.open(ledger_url) as writer:
+        rebuilder.create(NAME, verb="build")
+        writer.progress(NAME, status_detail="one")
+        point = ProjectionEngine._point_sql_view
+        swapping = threading.Event()
+
+        def slow_swap(self: ProjectionEngine, cursor: Any, name: str, generation: int) -> None:
+            point(self, cursor, name, generation)
+            if generation > 1:
+                swapping.set()
+                time.sleep(0.5)  # the swap keeps the views' rows locked meanwhile
+
+        monkeypatch.setattr(ProjectionEngine, "_point_sql_view", slow_swap)
+        rebuild = threading.Thread(target=rebuilder.replay, args=(["versions"],))
+        rebuild.start()
+        assert swapping.wait(10)
+        time.sleep(0.1)
+        writer.progress(NAME, status_detail="two")
+        rebuild.join()
+        monkeypatch.setattr(ProjectionEngine, "_point_sql_view", point)
+        assert writer.view_lag() == {"operations": 0, "versions": 0}
+        assert writer.get(NAME, as_of=3)["metadata"]["statusDetail"] == "two"
+        written = dump(writer)
+        writer.replay()
+        assert dump(writer) == written
+
+
+def test_a_write_after_an_event_out_of_sequence_shows_what_a_replay_shows(ledger: Ledger) -> None:
+    """A history written past the ledger with a version gap: the views skip from the gap on, and a
+    write after it must not land where a replay would not put it."""
+    ledger.create(NAME, verb="build")
+    gap = Progressed.next_after(ledger._load(NAME), NAME, now(), {"status_detail": "foreign"})
+    stored = ledger._app.mapper.to_stored_event(dataclasses.replace(gap, originator_version=3))
+    db = ledger._engine.db
+    with db.write() as cursor:
+        db.insert_events(cursor, [(NAME, 3, stored.topic, stored.state)])
+    ledger.get(NAME)  # the views catch up to the log's end, skipping the event after the gap
+    ledger.progress(NAME, status_detail="mine")
+    written = dump(ledger)
+    ledger.replay()
+    assert dump(ledger) == written
+
+
+def test_a_write_survives_a_postgresql_connection_killed_while_idle() -> None:
+    if not PG_DSN:
+        pytest.skip("LEDGER_TEST_PG_DSN is not set: PostgreSQL tests need a live database")
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    try:
+        with Ledger.open(with_schema(PG_DSN, schema)) as ledger:
+            ledger.create(NAME)
+            with ledger._engine.db.quick() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pid = cursor.fetchone()[0]
+            backend = ledger._backend
+            assert isinstance(backend, PostgresBackend)
+            with backend.connect() as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            assert ledger.progress(NAME, status_detail="after")["metadata"]["statusDetail"] == "after"
+            ledger._engine.db.close()  # the same again, this time dying under the write itself
+            ledger.succeed(NAME)
+            assert ledger.get(NAME)["done"] is True
+    finally:
+        drop_schema(PG_DSN, schema)
+
+
+def test_reading_a_file_that_is_not_a_ledger_is_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"not a database, just text that is long enough to look like a header" * 20)
+    with pytest.raises(LedgerError) as raised:
+        Ledger.open(f"sqlite:///{path}", create=False).get(NAME)
+    assert raised.value.code == Code.UNAVAILABLE

@@ -11,11 +11,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from eventsourcing.application import Application
-from eventsourcing.persistence import RecordConflictError, StoredEvent
+from eventsourcing.persistence import OperationalError, RecordConflictError, StoredEvent
 from eventsourcing.utils import Environment, EnvType
 
 from . import commands, log
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from .policies import Policies
 
 _log = logging.getLogger("ledger")
+_T = TypeVar("_T")
 History = list[JSONObject]  # named here: inside Ledger, `list` is the list method
 
 
@@ -614,17 +615,32 @@ class Ledger:
         if ops:
             stored = [self._app.mapper.to_stored_event(event) for op in ops for event in op.pending]
             db = self._engine.db
-            with db.recording(len(stored)) as cursor:
-                db.lock_log(cursor)
-                end, views = self._engine.lock_current(cursor)
-                positions = log.append(cursor, db, stored, after=end)
-                projected = self._engine.project_written(cursor, end, views, ops, positions)
+
+            def record() -> dict[str, Operation] | None:
+                with db.recording(len(stored)) as cursor:
+                    db.lock_log(cursor)
+                    end, views = self._engine.lock_current(cursor)
+                    positions = log.append(cursor, db, stored, after=end)
+                    return self._engine.project_written(cursor, end, views, ops, positions)
+
+            projected = self._reconnecting(record)
             for op in ops:
                 op.collect_events()
         if projected is None:
             self._after_save()
         else:
             self._engine.remember(projected)
+
+    def _reconnecting(self, action: Callable[[], _T]) -> _T:
+        """`action()`, and once more on a new connection when the ledger's own turned out dead (a
+        server restart, an idle connection killed), as eventsourcing's recorders retry. A commit
+        whose answer was lost comes back the second time as a version conflict, never twice."""
+        try:
+            return action()
+        except OperationalError:
+            if not self._engine.db.lost():
+                raise
+            return action()
 
     def _after_save(self) -> None:
         """Read-your-writes when the write could not project its own events. They are stored by now,
@@ -644,8 +660,12 @@ class Ledger:
         eventsourcing's repository would fold them, without its pool and transaction: a round trip
         saved on every command)."""
         transcoder = self._engine.transcoder
-        with self._engine.db.quick() as cursor:
-            rows = log.histories(cursor, self._engine.db, [name])
+
+        def read() -> list[log.Row]:
+            with self._engine.db.quick() as cursor:
+                return log.histories(cursor, self._engine.db, [name])
+
+        rows = self._reconnecting(read)
         return fold([decode_event(StoredEvent(n, v, t, payload_bytes(s)), transcoder) for _, n, v, t, s in rows])
 
     def _load(self, name: str) -> Operation:

@@ -65,6 +65,9 @@ class Operation:
     error: JSONObject | None = None
     deleted: bool = False
     pending: list[OperationEvent] = field(default_factory=list, repr=False, compare=False)
+    # False when the stored history breaks the sequence a fold needs (see `follows`): the views skip
+    # such events, so a write after them is left to the views' own catch-up.
+    in_sequence: bool = field(default=True, repr=False, compare=False)
     # The state before the pending events (None when they begin with Created), so a write can
     # project each pending event from the state it followed without reading the log back.
     saved: Operation | None = field(default=None, repr=False, compare=False)
@@ -345,10 +348,22 @@ def refuse_if_broken(op: Operation | None, event: OperationEvent) -> None:
         raise LedgerError(*broken)
 
 
+def follows(op: Operation | None, event: OperationEvent) -> bool:
+    """Whether `event` can follow `op` in a fold: Created first, no version skipped."""
+    if (op is None) != isinstance(event, Created):
+        return False
+    return op is None or op.version == event.originator_version - 1
+
+
 def fold(events: list[OperationEvent]) -> Operation | None:
+    """The operation after `events`, marked when they are not in sequence."""
     op: Operation | None = None
+    in_sequence = True
     for event in events:
+        in_sequence = in_sequence and follows(op, event)
         op = event.mutate(op)
+    if op is not None:
+        op.in_sequence = in_sequence
     return op
 
 

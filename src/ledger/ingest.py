@@ -24,6 +24,7 @@ from .domain import (
     Created,
     Operation,
     OperationEvent,
+    follows,
 )
 from .errors import Code, LedgerError, invalid
 from .names import validate_name
@@ -261,14 +262,21 @@ class Ingester:
         known: dict[str, _Known] = {name: _Known(None, set(), {}) for name in names}
         with self.db.read() as cursor:
             rows = log.histories(cursor, self.db, sorted(names))
+        broken: set[str] = set()
         for _, name, version, topic, state in rows:
             event = decode_event(StoredEvent(name, version, topic, payload_bytes(state)), self.transcoder)
             entry = known[name]
+            if not follows(entry.op, event):
+                broken.add(name)
             entry.op = event.mutate(entry.op)
             entry.signatures.add(event.signature())
             entry.by_version[version] = event.signature()
             if isinstance(event, Created):
                 entry.created = _content(event)
+        for name in broken:
+            op = known[name].op
+            if op is not None:
+                op.in_sequence = False
         return known
 
 

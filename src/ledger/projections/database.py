@@ -70,6 +70,10 @@ class ViewDatabase(ABC):
         with self.quick():
             pass
 
+    def lost(self) -> bool:
+        """Whether the connection died under the last statement (the next one makes a new one)."""
+        return False
+
     @abstractmethod
     def close(self) -> None: ...
 
@@ -165,6 +169,9 @@ class SQLiteViewDatabase(ViewDatabase):
             finally:
                 cursor.close()
 
+    def connect(self) -> None:
+        """A file needs no reaching: whatever is wrong with it shows when it is first read."""
+
     @contextmanager
     def bulk(self) -> Iterator[None]:
         # A checkpoint copies the WAL into the database file and fsyncs it. Bulk writes land in
@@ -203,6 +210,9 @@ class PostgresViewDatabase(ViewDatabase):
         self.conflict_error = psycopg.errors.UniqueViolation
         self._connect = connect
         self._conn: Any = None
+
+    def lost(self) -> bool:
+        return self._conn is not None and bool(self._conn.closed or self._conn.broken)
 
     def _connection(self) -> Any:
         if self._conn is None or self._conn.closed or self._conn.broken:

@@ -157,11 +157,7 @@ class ProjectionEngine:
                     mine = [c for c in changes if c.position > target.position]
                     if mine:
                         VIEWS[target.view].apply(cursor, self.d, target.generation, mine)
-                end = records[-1][0]
-                cursor.execute(
-                    self.d.sql(f"UPDATE {self._projections} SET position = ? WHERE role = ? AND position < ?"),
-                    (end, role, end),
-                )
+                self._move(cursor, targets, records[-1][0])
                 return len(records)
         except BaseException:
             self._states.clear()  # states folded for a batch that did not land are not the log's
@@ -172,7 +168,10 @@ class ProjectionEngine:
         views, whose rows stay locked until it commits."""
         log_end = f"(SELECT MAX({self.db.position_column}) FROM {self.db.events_table})"
         cursor.execute(
-            self.d.sql(f"SELECT view, generation, position, {log_end} FROM {self._projections} WHERE role = ?")
+            self.d.sql(
+                f"SELECT view, generation, position, {log_end} FROM {self._projections} WHERE role = ? "
+                "ORDER BY view, generation"
+            )
             + self.d.for_update,
             (CURRENT,),
         )
@@ -189,7 +188,11 @@ class ProjectionEngine:
         Returns each operation's state after them, or None when a view had not reached `end` (the
         next catch-up applies everything in between first, then these).
         """
-        if not targets or any(t.position != end for t in targets):
+        # A rebuild's swap that committed while this waited for the rows leaves a view out of
+        # `targets`: then, as when a view lags or a history is out of sequence, catch-up decides.
+        if {t.view for t in targets} != set(VIEWS) or any(t.position != end for t in targets):
+            return None
+        if not all(op.in_sequence for op in ops):
             return None
         changes: list[Change] = []
         states: dict[str, Operation] = {}
@@ -209,12 +212,17 @@ class ProjectionEngine:
         changes.sort(key=lambda change: change.position)
         for target in targets:
             VIEWS[target.view].apply(cursor, self.d, target.generation, changes)
-        new_end = changes[-1].position
-        cursor.execute(
-            self.d.sql(f"UPDATE {self._projections} SET position = ? WHERE role = ? AND position < ?"),
-            (new_end, CURRENT, new_end),
-        )
+        self._move(cursor, targets, changes[-1].position)
         return states
+
+    def _move(self, cursor: Any, targets: Sequence[Target], end: int) -> None:
+        """The locked targets' new position: only theirs, never a generation swapped in meanwhile."""
+        cursor.executemany(
+            self.d.sql(
+                f"UPDATE {self._projections} SET position = ? WHERE view = ? AND generation = ? AND position < ?"
+            ),
+            [(end, t.view, t.generation, end) for t in targets],
+        )
 
     def remember(self, states: dict[str, Operation]) -> None:
         """Keep states that a committed write projected, for the catch-ups that follow them."""
@@ -224,7 +232,10 @@ class ProjectionEngine:
 
     def _lock_targets(self, cursor: Any, role: str) -> list[Target]:
         cursor.execute(
-            self.d.sql(f"SELECT view, generation, position FROM {self._projections} WHERE role = ?{self.d.for_update}"),
+            self.d.sql(
+                f"SELECT view, generation, position FROM {self._projections} WHERE role = ? "
+                f"ORDER BY view, generation{self.d.for_update}"
+            ),
             (role,),
         )
         return [Target(row[0], int(row[1]), int(row[2])) for row in cursor.fetchall()]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..domain import Created, Operation, OperationEvent
+from ..domain import Operation, OperationEvent, follows
 from .dialects import Dialect
 from .rows import COLUMNS, JSON_COLUMNS, operation_row, sortable_time
 
@@ -184,9 +184,7 @@ def project(op: Operation | None, event: OperationEvent | None, position: int) -
 
 def fits(op: Operation | None, event: OperationEvent | None) -> bool:
     """Whether `event` can follow `op` in a fold: decoded, Created first, no version skipped."""
-    if event is None or (op is None) != isinstance(event, Created):
-        return False
-    return op is None or op.version == event.originator_version - 1
+    return event is not None and follows(op, event)
 
 
 def operation_rows(changes: Sequence[Change]) -> tuple[list[tuple[Any, ...]], list[tuple[str]]]:
