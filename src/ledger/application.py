@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from eventsourcing.application import Application
-from eventsourcing.persistence import OperationalError, RecordConflictError, StoredEvent
+from eventsourcing.persistence import OperationalError, RecordConflictError
 from eventsourcing.utils import Environment, EnvType
 
 from . import commands, log
@@ -41,9 +41,8 @@ from .store import (
     DEFAULT_URL,
     Backend,
     OrjsonTranscoder,
-    decode_event,
+    decode_stored,
     open_backend,
-    payload_bytes,
     translated_errors,
 )
 from .timestamps import Timestamp, format_timestamp, now, parse_timestamp
@@ -321,7 +320,7 @@ class Ledger:
         transcoder = self._engine.transcoder
         with translated_errors(self._backend), self._engine.db.quick() as cursor:
             rendered = [
-                render_event(decode_event(StoredEvent(n, v, topic, payload_bytes(state)), transcoder), int(position))
+                render_event(decode_stored(n, v, topic, state, transcoder), int(position))
                 for position, n, v, topic, state in log.histories(cursor, self._engine.db, [name])
             ]
         if not rendered:
@@ -470,9 +469,7 @@ class Ledger:
             for row_position, name, version, topic, state in rows:
                 position = int(row_position)
                 try:
-                    event = decode_event(
-                        StoredEvent(name, version, topic, payload_bytes(state)), self._engine.transcoder
-                    )
+                    event = decode_stored(name, version, topic, state, self._engine.transcoder)
                 except ValueError as e:  # audit reports it; a follower must not stop at it for ever
                     _log.warning("follow: skipped the event at position %d: %s", position, e)
                     continue
@@ -666,7 +663,7 @@ class Ledger:
                 return log.histories(cursor, self._engine.db, [name])
 
         rows = self._reconnecting(read)
-        return fold([decode_event(StoredEvent(n, v, t, payload_bytes(s)), transcoder) for _, n, v, t, s in rows])
+        return fold([decode_stored(n, v, t, s, transcoder) for _, n, v, t, s in rows])
 
     def _load(self, name: str) -> Operation:
         op = self._find(name)

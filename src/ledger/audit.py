@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import StoredEvent, Transcoder
+from eventsourcing.persistence import Transcoder
 
 from . import log
 from .chain import GENESIS, LogDigest
@@ -22,7 +22,7 @@ from .domain import Operation, broken_rule
 from .projections.database import ViewDatabase
 from .projections.rows import COLUMNS, JSON_COLUMNS
 from .projections.views import Change, VersionsView, operation_rows, project, version_rows
-from .store import decode_event, payload_bytes
+from .store import decode_stored, payload_bytes
 
 CHUNK = 5000
 Record = tuple[int, int, str, bytes]  # position, version, topic, stored payload
@@ -120,7 +120,7 @@ class Auditor:
                 error("order", position, f"version {version} is at position {position}, before version {version - 1}")
             expected_version, last_position = version + 1, position
             try:
-                event = decode_event(StoredEvent(name, version, topic, payload_bytes(state)), self.transcoder)
+                event = decode_stored(name, version, topic, state, self.transcoder)
             except Exception as e:
                 error("decode", position, str(e))
                 previous_hash = None  # the next link cannot be checked against an unreadable one

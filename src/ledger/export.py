@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
-from eventsourcing.persistence import StoredEvent, Transcoder
+from eventsourcing.persistence import Transcoder
 
 from . import log
 from .errors import Code, LedgerError, invalid
 from .projections.database import ViewDatabase
 from .rendering import render_event
-from .store import decode_event, payload_bytes
+from .store import decode_stored
 from .timestamps import format_timestamp, parse_timestamp
 
 WHATS = ("events", "operations", "intervals")
@@ -88,7 +88,7 @@ def _events(cursor: Any, db: ViewDatabase, transcoder: Transcoder, since: int, t
         if not batch:
             return
         for position, name, version, topic, state in batch:
-            event = decode_event(StoredEvent(name, version, topic, payload_bytes(state)), transcoder)
+            event = decode_stored(name, version, topic, state, transcoder)
             yield render_event(event, int(position))
         after = int(batch[-1][0])
 

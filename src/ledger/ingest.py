@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import orjson
-from eventsourcing.persistence import RecordConflictError, StoredEvent, Transcoder
+from eventsourcing.persistence import RecordConflictError, Transcoder
 
 from . import commands, log
 from .domain import (
@@ -24,13 +24,13 @@ from .domain import (
     Created,
     Operation,
     OperationEvent,
-    follows,
+    fold,
 )
 from .errors import Code, LedgerError, invalid
 from .names import validate_name
 from .projections.database import ViewDatabase
 from .snapshots import events_from_snapshot
-from .store import decode_event, payload_bytes
+from .store import decode_stored
 from .timestamps import now, parse_timestamp
 from .values import JSONObject
 
@@ -262,21 +262,17 @@ class Ingester:
         known: dict[str, _Known] = {name: _Known(None, set(), {}) for name in names}
         with self.db.read() as cursor:
             rows = log.histories(cursor, self.db, sorted(names))
-        broken: set[str] = set()
+        histories: dict[str, list[OperationEvent]] = {}
         for _, name, version, topic, state in rows:
-            event = decode_event(StoredEvent(name, version, topic, payload_bytes(state)), self.transcoder)
+            histories.setdefault(name, []).append(decode_stored(name, version, topic, state, self.transcoder))
+        for name, events in histories.items():
             entry = known[name]
-            if not follows(entry.op, event):
-                broken.add(name)
-            entry.op = event.mutate(entry.op)
-            entry.signatures.add(event.signature())
-            entry.by_version[version] = event.signature()
-            if isinstance(event, Created):
-                entry.created = _content(event)
-        for name in broken:
-            op = known[name].op
-            if op is not None:
-                op.in_sequence = False
+            entry.op = fold(events)
+            for event in events:
+                entry.signatures.add(event.signature())
+                entry.by_version[event.originator_version] = event.signature()
+                if isinstance(event, Created):
+                    entry.created = _content(event)
         return known
 
 

@@ -14,9 +14,14 @@ from .projections.database import ViewDatabase
 Row = tuple[int, str, int, str, bytes]
 
 
+def end_query(db: ViewDatabase) -> str:
+    """SQL for the position of the last event recorded (NULL for an empty log), to select or nest."""
+    return f"SELECT MAX({db.position_column}) FROM {db.events_table}"
+
+
 def log_end(cursor: Any, db: ViewDatabase) -> int:
     """The position of the last event recorded (0 for an empty log)."""
-    cursor.execute(f"SELECT MAX({db.position_column}) FROM {db.events_table}")
+    cursor.execute(end_query(db))
     return int(cursor.fetchone()[0] or 0)
 
 

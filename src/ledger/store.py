@@ -85,6 +85,11 @@ def decode_event(stored: StoredEvent, transcoder: Transcoder) -> OperationEvent:
         raise MapperDeserialisationError(msg) from e
 
 
+def decode_stored(name: str, version: int, topic: str, state: object, transcoder: Transcoder) -> OperationEvent:
+    """The event a log row's columns hold, however the row holds its payload."""
+    return decode_event(StoredEvent(name, version, topic, payload_bytes(state)), transcoder)
+
+
 class Backend(ABC):
     """One kind of database, reached through one URL."""
 

@@ -177,8 +177,8 @@ class SQLiteViewDatabase(ViewDatabase):
         # A checkpoint copies the WAL into the database file and fsyncs it. Bulk writes land in
         # indexes keyed by operation name (the log's own, the views'), at random pages, so rarer,
         # larger checkpoints write a page that several batches changed once: ingesting 320k events
-        # took 41 s with 40,000 pages a checkpoint against 52 s with SQLite's 1,000. A long WAL slows
-        # every read, though (about 15% on `get` and `list`), so it is folded back at the end.
+        # took 41 s with 40,000 pages a checkpoint against 52 s with SQLite's 1,000. Every read looks
+        # through the WAL, though, and a long one slows reads, so it is folded back at the end.
         with self.quick() as cursor:
             cursor.execute("PRAGMA wal_autocheckpoint = 40000")
         try:

@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.persistence import PersistenceError, StoredEvent, Transcoder
+from eventsourcing.persistence import PersistenceError, Transcoder
 
 from .. import log
 from ..domain import Operation, OperationEvent
-from ..store import decode_event, payload_bytes
+from ..store import decode_stored
 from .database import ViewDatabase
 from .views import VIEWS, Change, fits, project
 
@@ -126,8 +126,7 @@ class ProjectionEngine:
         with self.db.quick() as cursor:  # the common case, nothing new: one statement, no write lock
             cursor.execute(
                 self.d.sql(
-                    f"SELECT (SELECT MIN(position) FROM {self._projections} WHERE role = ?), "
-                    f"(SELECT MAX({self.db.position_column}) FROM {self.db.events_table})"
+                    f"SELECT (SELECT MIN(position) FROM {self._projections} WHERE role = ?), ({log.end_query(self.db)})"
                 ),
                 (role,),
             )
@@ -166,11 +165,10 @@ class ProjectionEngine:
     def lock_current(self, cursor: Any) -> tuple[int, list[Target]]:
         """Inside a transaction recording events, under the log's lock: the log's end, and the current
         views, whose rows stay locked until it commits."""
-        log_end = f"(SELECT MAX({self.db.position_column}) FROM {self.db.events_table})"
         cursor.execute(
             self.d.sql(
-                f"SELECT view, generation, position, {log_end} FROM {self._projections} WHERE role = ? "
-                "ORDER BY view, generation"
+                f"SELECT view, generation, position, ({log.end_query(self.db)}) FROM {self._projections} "
+                "WHERE role = ? ORDER BY view, generation"
             )
             + self.d.for_update,
             (CURRENT,),
@@ -284,7 +282,7 @@ class ProjectionEngine:
 
     def _decode(self, name: str, version: int, topic: str, state: bytes) -> OperationEvent | None:
         try:
-            return decode_event(StoredEvent(name, version, topic, payload_bytes(state)), self.transcoder)
+            return decode_stored(name, version, topic, state, self.transcoder)
         except ValueError:
             return None
 
