@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ledger.store import PostgresBackend, open_backend
+from ledger.storage.backend import PostgresBackend, open_backend
 
 
 @contextmanager

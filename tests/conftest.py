@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ledger import Ledger
-from ledger.store import PostgresBackend, open_backend
+from ledger.storage.backend import PostgresBackend, open_backend
 
 PG_DSN = os.environ.get("LEDGER_TEST_PG_DSN", "")
 

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from ledger import Ledger
 from ledger.cli import cli
-from ledger.domain import Created, Operation, OperationEvent, Progressed, Succeeded
+from ledger.domain.operation import Created, Operation, OperationEvent, Progressed, Succeeded
+from ledger.domain.timestamps import now
 from ledger.projections.rows import COLUMNS
-from ledger.timestamps import now
 
 A = "projects/p/operations/a"
 B = "projects/p/operations/b"

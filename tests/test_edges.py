@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from ledger import Code, Ledger, LedgerError
 from ledger.cli import cli
-from ledger.domain import Progressed
+from ledger.domain.operation import Progressed
 
 from .test_audit import _positions, _row, _set_state, _sql
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from ledger import Code, Ledger, LedgerError
 from ledger.projections.compiler import compile_filter
-from ledger.projections.dialects import PostgresDialect, SQLiteDialect
 from ledger.projections.filters import parse_filter
+from ledger.storage.dialects import PostgresDialect, SQLiteDialect
 
 BUILD = "type.googleapis.com/acme.v1.BuildMetadata"
 COMMON = "type.googleapis.com/google.cloud.common.OperationMetadata"

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ledger import Code, Ledger, LedgerError, log
-from ledger.chain import GENESIS, link
-from ledger.domain import EVENT_TYPES
+from ledger import Code, Ledger, LedgerError
+from ledger.domain.chain import GENESIS, link
+from ledger.domain.operation import EVENT_TYPES
+from ledger.storage import log
 
 OP = "projects/p/locations/l/operations/op-9"
 

@@ -14,12 +14,12 @@ import pytest
 from eventsourcing.persistence import OperationalError
 
 from ledger import Code, Ledger, LedgerError
-from ledger.domain import Operation, Progressed
-from ledger.projections.database import ViewDatabase
+from ledger.domain.operation import Operation, Progressed
+from ledger.domain.timestamps import now
 from ledger.projections.engine import ProjectionEngine
 from ledger.projections.views import VersionsView
-from ledger.store import PostgresBackend, translated_errors
-from ledger.timestamps import now
+from ledger.storage.backend import PostgresBackend, translated_errors
+from ledger.storage.database import ViewDatabase
 
 from .conftest import PG_DSN, drop_schema, log_length, with_schema
 from .test_views import dump

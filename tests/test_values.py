@@ -9,11 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger import Code, LedgerError
-from ledger.errors import error_code
-from ledger.names import parent_of, validate_name
-from ledger.store import PostgresBackend, SQLiteBackend, open_backend
-from ledger.timestamps import Timestamp, format_timestamp, from_datetime, parse_timestamp
-from ledger.values import merge_patch, status
+from ledger.domain.errors import error_code
+from ledger.domain.names import parent_of, validate_name
+from ledger.domain.timestamps import Timestamp, format_timestamp, from_datetime, parse_timestamp
+from ledger.domain.values import merge_patch, status
+from ledger.storage.backend import PostgresBackend, SQLiteBackend, open_backend
 
 
 @pytest.mark.parametrize(
@@ -140,7 +140,7 @@ def test_database_urls() -> None:
 @given(st.integers(min_value=-62_135_596_800 * 10**9, max_value=253_402_300_799 * 10**9 + 999_999_999))
 def test_fast_and_full_parsers_agree(ns: int) -> None:
     """Every printed timestamp parses back exactly, by the fast path and by the general one."""
-    from ledger.timestamps import _RFC3339, format_sortable
+    from ledger.domain.timestamps import _RFC3339, format_sortable
 
     for text in (format_timestamp(Timestamp(ns)), format_sortable(Timestamp(ns))):
         assert parse_timestamp(text, "t") == ns

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from ledger import Code, Ledger, LedgerError
-from ledger.domain import Operation, Progressed, Succeeded
-from ledger.projections.dialects import PostgresDialect
-from ledger.timestamps import parse_timestamp
+from ledger.domain.operation import Operation, Progressed, Succeeded
+from ledger.domain.timestamps import parse_timestamp
+from ledger.storage.dialects import PostgresDialect
 
 from .conftest import PG_DSN, drop_schema, with_schema
 

@@ -18,8 +18,10 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import OperationalError, RecordConflictError
 from eventsourcing.utils import Environment, EnvType
 
-from . import commands, log
-from .domain import (
+from .domain import commands
+from .domain.errors import Code, LedgerError, invalid, not_found
+from .domain.names import validate_name
+from .domain.operation import (
     CancelRequested,
     Created,
     Deleted,
@@ -30,13 +32,14 @@ from .domain import (
     Succeeded,
     fold,
 )
-from .errors import Code, LedgerError, invalid, not_found
-from .names import validate_name
+from .domain.rendering import render_event, render_operation
+from .domain.timestamps import Timestamp, format_timestamp, now, parse_timestamp
+from .domain.values import JSONObject, parse_json
 from .projections import queries
 from .projections.engine import Progress, ProjectionEngine
 from .projections.views import VIEWS
-from .rendering import render_event, render_operation
-from .store import (
+from .storage import log
+from .storage.backend import (
     APPLICATION_NAME,
     DEFAULT_URL,
     Backend,
@@ -45,8 +48,6 @@ from .store import (
     open_backend,
     translated_errors,
 )
-from .timestamps import Timestamp, format_timestamp, now, parse_timestamp
-from .values import JSONObject, parse_json
 
 # ingest, export, audit and policies are imported in the methods that use them, so that a command
 # such as `ledger get` does not load them (start-up time of single commands).

@@ -16,13 +16,13 @@ from typing import Any
 import orjson
 from eventsourcing.persistence import Transcoder
 
-from . import log
-from .chain import GENESIS, LogDigest
-from .domain import Operation, broken_rule
-from .projections.database import ViewDatabase
+from .domain.chain import GENESIS, LogDigest
+from .domain.operation import Operation, broken_rule
 from .projections.rows import COLUMNS, JSON_COLUMNS
 from .projections.views import Change, VersionsView, operation_rows, project, version_rows
-from .store import decode_stored, payload_bytes
+from .storage import log
+from .storage.backend import decode_stored, payload_bytes
+from .storage.database import ViewDatabase
 
 CHUNK = 5000
 Record = tuple[int, int, str, bytes]  # position, version, topic, stored payload

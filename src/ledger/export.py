@@ -23,12 +23,12 @@ from typing import IO, Any
 import orjson
 from eventsourcing.persistence import Transcoder
 
-from . import log
-from .errors import Code, LedgerError, invalid
-from .projections.database import ViewDatabase
-from .rendering import render_event
-from .store import decode_stored
-from .timestamps import format_timestamp, parse_timestamp
+from .domain.errors import Code, LedgerError, invalid
+from .domain.rendering import render_event
+from .domain.timestamps import format_timestamp, parse_timestamp
+from .storage import log
+from .storage.backend import decode_stored
+from .storage.database import ViewDatabase
 
 WHATS = ("events", "operations", "intervals")
 FORMATS = ("jsonl", "csv", "parquet")

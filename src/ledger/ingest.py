@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 import orjson
 from eventsourcing.persistence import RecordConflictError, Transcoder
 
-from . import commands, log
-from .domain import (
+from .domain import commands
+from .domain.errors import Code, LedgerError, invalid
+from .domain.names import validate_name
+from .domain.operation import (
     EVENT_TYPES,
     CancelRequested,
     Created,
@@ -26,13 +28,12 @@ from .domain import (
     OperationEvent,
     fold,
 )
-from .errors import Code, LedgerError, invalid
-from .names import validate_name
-from .projections.database import ViewDatabase
-from .snapshots import events_from_snapshot
-from .store import decode_stored
-from .timestamps import now, parse_timestamp
-from .values import JSONObject
+from .domain.snapshots import events_from_snapshot
+from .domain.timestamps import now, parse_timestamp
+from .domain.values import JSONObject
+from .storage import log
+from .storage.backend import decode_stored
+from .storage.database import ViewDatabase
 
 BATCH_LINES = 1000
 OUTPUT_ONLY = ("position", "recordedAt", "hash")

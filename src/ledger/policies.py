@@ -24,12 +24,12 @@ import orjson
 from eventsourcing.persistence import IntegrityError
 
 from .audit import Finding
-from .chain import GENESIS, link
-from .errors import Code, LedgerError, invalid
-from .projections.database import ViewDatabase
-from .store import payload_bytes
-from .timestamps import Timestamp, format_timestamp, now, parse_timestamp
-from .values import JSONObject
+from .domain.chain import GENESIS, link
+from .domain.errors import Code, LedgerError, invalid
+from .domain.timestamps import Timestamp, format_timestamp, now, parse_timestamp
+from .domain.values import JSONObject
+from .storage.backend import payload_bytes
+from .storage.database import ViewDatabase
 
 TABLE = "ledger_policy_events"
 EMPTY_ETAG = "ACAB"  # what IAM answers for a resource that never had a policy

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..values import parse_json
+from ..domain.values import parse_json
 from .boundary import emit, emit_lines, open_ledger
 from .operations import JSON
 

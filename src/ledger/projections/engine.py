@@ -17,10 +17,10 @@ from typing import Any
 
 from eventsourcing.persistence import PersistenceError, Transcoder
 
-from .. import log
-from ..domain import Operation, OperationEvent
-from ..store import decode_stored
-from .database import ViewDatabase
+from ..domain.operation import Operation, OperationEvent
+from ..storage import log
+from ..storage.backend import decode_stored
+from ..storage.database import ViewDatabase
 from .views import VIEWS, Change, fits, project
 
 PROJECTIONS_TABLE = "ledger_projections"

@@ -11,10 +11,10 @@ from typing import Any
 
 import orjson
 
-from ..errors import LedgerError, invalid
-from ..names import validate_name
-from ..timestamps import Timestamp
-from .dialects import Dialect
+from ..domain.errors import LedgerError, invalid
+from ..domain.names import validate_name
+from ..domain.timestamps import Timestamp
+from ..storage.dialects import Dialect
 from .rows import sortable_time
 
 DEFAULT_PAGE_SIZE = 50

@@ -6,10 +6,10 @@ from typing import Any
 
 import orjson
 
-from ..domain import Operation, State
-from ..names import parent_of
-from ..rendering import render_operation
-from ..timestamps import format_sortable
+from ..domain.names import parent_of
+from ..domain.operation import Operation, State
+from ..domain.rendering import render_operation
+from ..domain.timestamps import format_sortable
 
 STATES = tuple(s.value for s in State)
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..domain import Operation, OperationEvent, follows
-from .dialects import Dialect
+from ..domain.operation import Operation, OperationEvent, follows
+from ..storage.dialects import Dialect
 from .rows import COLUMNS, JSON_COLUMNS, operation_row, sortable_time
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from ..errors import Code, LedgerError, invalid
+from ..domain.errors import Code, LedgerError, invalid
 from ..policies import validate_member
 
 TOKEN_BYTES = 32

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .domain import COMMON_METADATA_TYPE, OWNED_KEYS, Operation, OperationEvent
+from .operation import COMMON_METADATA_TYPE, OWNED_KEYS, Operation, OperationEvent
 from .timestamps import format_timestamp
 from .values import JSONObject
 

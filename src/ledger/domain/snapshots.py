@@ -11,7 +11,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from . import commands
-from .domain import (
+from .errors import LedgerError, invalid
+from .operation import (
     COMMON_METADATA_TYPE,
     OWNED_KEYS,
     CancelRequested,
@@ -22,7 +23,6 @@ from .domain import (
     Progressed,
     Succeeded,
 )
-from .errors import LedgerError, invalid
 from .timestamps import Timestamp, parse_timestamp
 from .values import JSONObject, any_message
 

@@ -26,10 +26,11 @@ from eventsourcing.persistence import (
     StoredEvent,
     Transcoder,
 )
+from eventsourcing.utils import register_topic
 
-from .domain import EVENTS_BY_TOPIC, OperationEvent, event_from_json
-from .errors import Code, LedgerError, invalid
-from .projections.database import PostgresViewDatabase, SQLiteViewDatabase, ViewDatabase
+from ..domain.errors import Code, LedgerError, invalid
+from ..domain.operation import EVENTS_BY_TOPIC, OperationEvent, event_from_json
+from .database import PostgresViewDatabase, SQLiteViewDatabase, ViewDatabase
 
 DEFAULT_URL = "sqlite:///ledger.db"
 APPLICATION_NAME = "ledger"  # eventsourcing names the PostgreSQL tables after it: ledger_events
@@ -63,6 +64,11 @@ class EventMapper(Mapper[str]):
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         return decode_event(stored_event, self.transcoder)
+
+
+# The topics these classes had before storage/ existed, for any environment that still names them.
+register_topic("ledger.store:OrjsonTranscoder", OrjsonTranscoder)
+register_topic("ledger.store:EventMapper", EventMapper)
 
 
 def payload_bytes(state: object) -> bytes:
@@ -119,8 +125,8 @@ class Backend(ABC):
     def _common(self) -> dict[str, str]:
         return {
             "ORIGINATOR_ID_TYPE": "text",  # the operation name is the aggregate id
-            "TRANSCODER_TOPIC": "ledger.store:OrjsonTranscoder",
-            "MAPPER_TOPIC": "ledger.store:EventMapper",
+            "TRANSCODER_TOPIC": f"{__name__}:OrjsonTranscoder",
+            "MAPPER_TOPIC": f"{__name__}:EventMapper",
         }
 
 

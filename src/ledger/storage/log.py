@@ -9,7 +9,7 @@ from typing import Any
 
 from eventsourcing.persistence import RecordConflictError, StoredEvent
 
-from .projections.database import ViewDatabase
+from .database import ViewDatabase
 
 Row = tuple[int, str, int, str, bytes]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .domain import COMMON_METADATA_TYPE, LIFECYCLE_FIELDS, OWNED_KEYS, Operation, default_lifecycle_fields
 from .errors import invalid
+from .operation import COMMON_METADATA_TYPE, LIFECYCLE_FIELDS, OWNED_KEYS, Operation, default_lifecycle_fields
 from .values import EMPTY, JSONObject, any_message, check_storable, merge_patch, parse_json, status
 
 
