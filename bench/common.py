@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from ledger.storage.backend import PostgresBackend, open_backend
+from ledger.storage.postgres import PostgresBackend
+from ledger.storage.urls import open_backend
 
 
 @contextmanager

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from ledger import Ledger
-from ledger.storage.backend import PostgresBackend, open_backend
+from ledger.storage.postgres import PostgresBackend
+from ledger.storage.urls import open_backend
 
 PG_DSN = os.environ.get("LEDGER_TEST_PG_DSN", "")
 
@@ -62,4 +63,4 @@ def ledger(ledger_url: str) -> Iterator[Ledger]:
 
 def log_length(lg: Ledger) -> int:
     """How many events the whole log holds: proof that a refused command wrote nothing."""
-    return lg._app.recorder.max_notification_id() or 0
+    return lg.parts.app.recorder.max_notification_id() or 0

@@ -35,13 +35,13 @@ def _positions(lg: Ledger, name: str) -> dict[int, int]:
 
 
 def _sql(lg: Ledger, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with lg._engine.db.write() as cursor:
-        cursor.execute(lg._engine.d.sql(statement), params)
+    with lg.parts.db.write() as cursor:
+        cursor.execute(lg.parts.db.dialect.sql(statement), params)
         return list(cursor.fetchall()) if cursor.description else []
 
 
 def _row(lg: Ledger, name: str, version: int) -> tuple[str, bytes]:
-    events = lg._engine.db.events_table
+    events = lg.parts.db.events_table
     topic, state = _sql(
         lg, f"SELECT topic, state FROM {events} WHERE originator_id = ? AND originator_version = ?", (name, version)
     )[0]
@@ -51,7 +51,7 @@ def _row(lg: Ledger, name: str, version: int) -> tuple[str, bytes]:
 def _set_state(lg: Ledger, name: str, version: int, state: bytes) -> None:
     _sql(
         lg,
-        f"UPDATE {lg._engine.db.events_table} SET state = ? WHERE originator_id = ? AND originator_version = ?",
+        f"UPDATE {lg.parts.db.events_table} SET state = ? WHERE originator_id = ? AND originator_version = ?",
         (state, name, version),
     )
 
@@ -59,7 +59,7 @@ def _set_state(lg: Ledger, name: str, version: int, state: bytes) -> None:
 def _insert(lg: Ledger, name: str, version: int, topic: str, state: bytes) -> None:
     _sql(
         lg,
-        f"INSERT INTO {lg._engine.db.events_table} (originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?)",
+        f"INSERT INTO {lg.parts.db.events_table} (originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?)",
         (name, version, topic, state),
     )
 
@@ -67,7 +67,7 @@ def _insert(lg: Ledger, name: str, version: int, topic: str, state: bytes) -> No
 def _delete(lg: Ledger, name: str, version: int) -> None:
     _sql(
         lg,
-        f"DELETE FROM {lg._engine.db.events_table} WHERE originator_id = ? AND originator_version = ?",
+        f"DELETE FROM {lg.parts.db.events_table} WHERE originator_id = ? AND originator_version = ?",
         (name, version),
     )
 
@@ -100,7 +100,7 @@ def _last(lg: Ledger) -> int:
 
 def _swap(lg: Ledger) -> int:
     positions = _positions(lg, A)
-    events = lg._engine.db.events_table
+    events = lg.parts.db.events_table
     _sql(lg, f"UPDATE {events} SET originator_version = 99 WHERE originator_id = ? AND originator_version = 2", (A,))
     _sql(lg, f"UPDATE {events} SET originator_version = 2 WHERE originator_id = ? AND originator_version = 3", (A,))
     _sql(lg, f"UPDATE {events} SET originator_version = 3 WHERE originator_id = ? AND originator_version = 99", (A,))
@@ -117,7 +117,7 @@ def _move(lg: Ledger) -> int:
     position = _positions(lg, A)[2]
     _sql(
         lg,
-        f"UPDATE {lg._engine.db.events_table} SET originator_id = ?, originator_version = 3 WHERE originator_id = ? AND originator_version = 2",
+        f"UPDATE {lg.parts.db.events_table} SET originator_id = ?, originator_version = 3 WHERE originator_id = ? AND originator_version = 2",
         (B, A),
     )
     return position
@@ -137,7 +137,7 @@ def _rule_breaking_history(lg: Ledger) -> int:
         op = event.mutate(op if events else None) or op
         events.append(event)
     for event in events:
-        stored = lg._app.mapper.to_stored_event(event)
+        stored = lg.parts.app.mapper.to_stored_event(event)
         _insert(lg, name, stored.originator_version, stored.topic, stored.state)
     return _positions(lg, name)[3]
 
@@ -203,7 +203,7 @@ def test_each_tampering_is_caught(ledger_url: str, label: str) -> None:
 def test_drift_is_reported_and_repaired_by_replay(ledger_url: str) -> None:
     with Ledger.open(ledger_url) as lg:
         _scenario(lg)
-        d = lg._engine.d
+        d = lg.parts.db.dialect
         rows = _sql(lg, f"SELECT view, generation FROM {d.table('ledger_projections')} WHERE role = 'current'")
         tables = {view: d.table(f"ledger_{view}_g{generation}") for view, generation in rows}
         operations = tables["operations"]
@@ -239,7 +239,9 @@ def test_lag_is_a_warning(ledger_url: str) -> None:
             "lifecycle_fields": "common",
             "request_id": None,
         }
-        lg._app.save(Operation.create("operations/unprojected", now(), values))  # recorded, views not yet caught up
+        lg.parts.app.save(
+            Operation.create("operations/unprojected", now(), values)
+        )  # recorded, views not yet caught up
         report = lg.audit()
     assert report["ok"] is True
     lags = [f for f in report["findings"] if f["kind"] == "lag"]

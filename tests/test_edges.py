@@ -103,7 +103,7 @@ def test_a_payload_stored_as_text_is_a_finding(ledger: Ledger) -> None:
     digest = ledger.digest()
     position = _positions(ledger, "operations/t")[2]
     _, state = _row(ledger, "operations/t", 2)
-    if ledger._engine.d.name == "sqlite":  # as the sqlite3 shell's replace() leaves it: TEXT
+    if ledger.parts.db.dialect.name == "sqlite":  # as the sqlite3 shell's replace() leaves it: TEXT
         _sql(
             ledger,
             "UPDATE stored_events SET state = ? WHERE originator_version = 2",
@@ -119,7 +119,7 @@ def test_a_payload_stored_as_text_is_a_finding(ledger: Ledger) -> None:
 
 def test_a_view_cell_that_is_not_json_is_drift(ledger: Ledger) -> None:
     ledger.create("operations/v")
-    if ledger._engine.d.name != "sqlite":
+    if ledger.parts.db.dialect.name != "sqlite":
         return  # PostgreSQL's jsonb refuses such a cell outright
     _sql(ledger, "UPDATE ledger_operations_g1 SET metadata = 'not json'")
     report = ledger.audit()
@@ -129,15 +129,15 @@ def test_a_view_cell_that_is_not_json_is_drift(ledger: Ledger) -> None:
 def test_a_stored_patch_that_changes_the_metadata_type_breaks_a_rule(ledger: Ledger) -> None:
     kind = "type.googleapis.com/acme.A"
     ledger.create("operations/p", metadata={"@type": kind})
-    op = ledger._find("operations/p")
+    op = ledger.parts.recorder.find("operations/p")
     assert op is not None
     event = Progressed.next_after(
         op, "operations/p", op.last_occurred_at, {"metadata_patch": {"@type": "type.googleapis.com/evil.B"}}
     )
-    stored = ledger._app.mapper.to_stored_event(event)
+    stored = ledger.parts.app.mapper.to_stored_event(event)
     _sql(
         ledger,
-        f"INSERT INTO {ledger._engine.db.events_table} (originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?)",
+        f"INSERT INTO {ledger.parts.db.events_table} (originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?)",
         ("operations/p", 2, stored.topic, stored.state),
     )
     report = ledger.audit()

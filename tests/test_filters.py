@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from ledger import Code, Ledger, LedgerError
 from ledger.projections.compiler import compile_filter
 from ledger.projections.filters import parse_filter
-from ledger.storage.dialects import PostgresDialect, SQLiteDialect
+from ledger.storage.postgres import PostgresDialect
+from ledger.storage.sqlite import SQLiteDialect
 
 BUILD = "type.googleapis.com/acme.v1.BuildMetadata"
 COMMON = "type.googleapis.com/google.cloud.common.OperationMetadata"

@@ -112,8 +112,8 @@ PINNED_TOPICS = {
 
 
 def _stored_topics(lg: Ledger, name: str) -> list[str]:
-    with lg._engine.db.read() as cursor:
-        return [topic for _, _, _, topic, _ in log.histories(cursor, lg._engine.db, [name])]
+    with lg.parts.db.read() as cursor:
+        return [topic for _, _, _, topic, _ in log.histories(cursor, lg.parts.db, [name])]
 
 
 def test_stored_topics_are_pinned_not_module_paths(ledger: Ledger) -> None:
@@ -155,7 +155,7 @@ def test_a_ledger_opened_to_read_reads_through_the_views_and_still_writes(ledger
         assert reader.get(OP) == created
         assert reader.list()["operations"] == [created]
         assert [e["type"] for e in reader.history(OP)] == ["Created"]
-        assert reader._application is None  # no eventsourcing Application made for reads
+        assert not reader.parts.store.application_made  # no eventsourcing Application made for reads
         with pytest.raises(LedgerError, match=r"has no version 2 \(latest: 1\)"):
             reader.get(OP, as_of=2)
         assert reader.succeed(OP)["done"] is True

@@ -18,8 +18,9 @@ from ledger.domain.operation import Operation, Progressed
 from ledger.domain.timestamps import now
 from ledger.projections.engine import ProjectionEngine
 from ledger.projections.views import VersionsView
-from ledger.storage.backend import PostgresBackend, translated_errors
-from ledger.storage.database import ViewDatabase
+from ledger.storage.base import Database
+from ledger.storage.errors import translated_errors
+from ledger.storage.postgres import PostgresBackend
 
 from .conftest import PG_DSN, drop_schema, log_length, with_schema
 from .test_views import dump
@@ -64,7 +65,7 @@ def test_events_and_their_views_commit_together(ledger: Ledger, monkeypatch: pyt
 
 def test_events_recorded_past_the_views_land_before_a_write_s_own(ledger: Ledger) -> None:
     values = {"verb": "import", "lifecycle_fields": "common"}
-    ledger._app.save(Operation.create("operations/plain-save", now(), values))  # the views lag behind it
+    ledger.parts.app.save(Operation.create("operations/plain-save", now(), values))  # the views lag behind it
     ledger.create(NAME, verb="build")
     ledger.succeed(NAME)
     assert ledger.view_lag() == {"operations": 0, "versions": 0}
@@ -76,11 +77,11 @@ def test_events_recorded_past_the_views_land_before_a_write_s_own(ledger: Ledger
 
 def test_sqlite_commits_events_with_an_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ledger = Ledger.open(f"sqlite:///{tmp_path}/ledger.db")
-    db = ledger._engine.db
+    db = ledger.parts.db
     seen: list[int] = []
     insert = type(db).insert_events
 
-    def watched(self: ViewDatabase, cursor: Any, rows: list[tuple[str, int, str, bytes]]) -> None:
+    def watched(self: Database, cursor: Any, rows: list[tuple[str, int, str, bytes]]) -> None:
         seen.append(cursor.execute("PRAGMA synchronous").fetchone()[0])
         insert(self, cursor, rows)
 
@@ -108,7 +109,7 @@ def postgresql_ledger() -> Iterator[Ledger]:
 
 def test_postgresql_subscribers_hear_of_new_events(postgresql_ledger: Ledger) -> None:
     """eventsourcing's PostgreSQL subscriptions listen for a notification with every insert."""
-    backend = postgresql_ledger._backend
+    backend = postgresql_ledger.parts.backend
     assert isinstance(backend, PostgresBackend)
     with backend.connect() as listener:
         listener.autocommit = True
@@ -120,11 +121,11 @@ def test_postgresql_subscribers_hear_of_new_events(postgresql_ledger: Ledger) ->
 
 def test_a_version_taken_meanwhile_is_a_conflict(ledger: Ledger) -> None:
     ledger.create(NAME)
-    stale = ledger._load(NAME)
+    stale = ledger.parts.recorder.load(NAME)
     ledger.progress(NAME, status_detail="first")
     stale.trigger(Progressed, now(), status_detail="second")
-    with pytest.raises(LedgerError) as raised, translated_errors(ledger._backend):
-        ledger._save([stale])
+    with pytest.raises(LedgerError) as raised, translated_errors(ledger.parts.backend):
+        ledger.parts.recorder.save([stale])
     assert raised.value.code == Code.ABORTED
     assert [e.get("statusDetail") for e in ledger.history(NAME)] == [None, "first"]
     assert ledger.get(NAME)["metadata"]["statusDetail"] == "first"
@@ -133,7 +134,7 @@ def test_a_version_taken_meanwhile_is_a_conflict(ledger: Ledger) -> None:
 def test_sqlite_bulk_writes_leave_the_usual_checkpoints_behind(tmp_path: Path) -> None:
     """Ingest and replay checkpoint rarely while they run; reads after them must not pay a long WAL."""
     with Ledger.open(f"sqlite:///{tmp_path}/ledger.db") as ledger:
-        db = ledger._engine.db
+        db = ledger.parts.db
         seen: list[int] = []
 
         def during(_: int) -> None:
@@ -185,9 +186,9 @@ def test_a_write_after_an_event_out_of_sequence_shows_what_a_replay_shows(ledger
     """A history written past the ledger with a version gap: the views skip from the gap on, and a
     write after it must not land where a replay would not put it."""
     ledger.create(NAME, verb="build")
-    gap = Progressed.next_after(ledger._load(NAME), NAME, now(), {"status_detail": "foreign"})
-    stored = ledger._app.mapper.to_stored_event(dataclasses.replace(gap, originator_version=3))
-    db = ledger._engine.db
+    gap = Progressed.next_after(ledger.parts.recorder.load(NAME), NAME, now(), {"status_detail": "foreign"})
+    stored = ledger.parts.app.mapper.to_stored_event(dataclasses.replace(gap, originator_version=3))
+    db = ledger.parts.db
     with db.write() as cursor:
         db.insert_events(cursor, [(NAME, 3, stored.topic, stored.state)])
     ledger.get(NAME)  # the views catch up to the log's end, skipping the event after the gap
@@ -200,10 +201,10 @@ def test_a_write_after_an_event_out_of_sequence_shows_what_a_replay_shows(ledger
 def test_a_write_survives_a_postgresql_connection_killed_while_idle(postgresql_ledger: Ledger) -> None:
     ledger = postgresql_ledger
     ledger.create(NAME)
-    with ledger._engine.db.quick() as cursor:
+    with ledger.parts.db.quick() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         pid = cursor.fetchone()[0]
-    backend = ledger._backend
+    backend = ledger.parts.backend
     assert isinstance(backend, PostgresBackend)
     with backend.connect() as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))

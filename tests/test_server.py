@@ -299,7 +299,7 @@ def test_audit_finds_a_policy_change_edited_in_the_database(tmp_path: Path) -> N
         lg.set_policy("projects/p", _policy(("roles/ledger.viewer", VIEWER)), principal="local:test")
         lg.set_policy("projects/p", _policy(("roles/ledger.admin", VIEWER)), principal="local:test")
         assert lg.audit()["ok"]
-        with lg._engine.db.write() as cursor:  # grant the first change more than it granted
+        with lg.parts.db.write() as cursor:  # grant the first change more than it granted
             cursor.execute("SELECT payload FROM ledger_policy_events WHERE version = 1")
             payload = orjson.loads(cursor.fetchone()[0])
             payload["principal"] = "local:someone-else"

@@ -13,7 +13,9 @@ from ledger.domain.errors import error_code
 from ledger.domain.names import parent_of, validate_name
 from ledger.domain.timestamps import Timestamp, format_timestamp, from_datetime, parse_timestamp
 from ledger.domain.values import merge_patch, status
-from ledger.storage.backend import PostgresBackend, SQLiteBackend, open_backend
+from ledger.storage.postgres import PostgresBackend
+from ledger.storage.sqlite import SQLiteBackend
+from ledger.storage.urls import open_backend
 
 
 @pytest.mark.parametrize(

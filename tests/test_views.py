@@ -18,7 +18,7 @@ import pytest
 from ledger import Code, Ledger, LedgerError
 from ledger.domain.operation import Operation, Progressed, Succeeded
 from ledger.domain.timestamps import parse_timestamp
-from ledger.storage.dialects import PostgresDialect
+from ledger.storage.postgres import PostgresDialect
 
 from .conftest import PG_DSN, drop_schema, with_schema
 
@@ -40,18 +40,18 @@ def bulk_record(lg: Ledger, count: int, prefix: str = "projects/bulk") -> None:
             op.trigger(Succeeded, when, response={"@type": "type.googleapis.com/google.protobuf.Empty"})
         pending.append(op)
         if len(pending) == 200:
-            lg._app.save(*pending)
+            lg.parts.app.save(*pending)
             pending = []
     if pending:
-        lg._app.save(*pending)
-    lg._engine.catch_up()
+        lg.parts.app.save(*pending)
+    lg.parts.engine.catch_up()
 
 
 def dump(lg: Ledger) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of both views, every column, in a fixed order."""
-    d = lg._engine.d
+    d = lg.parts.db.dialect
     out = {}
-    with lg._engine.db.read() as cursor:
+    with lg.parts.db.read() as cursor:
         for view, order in (("ledger_operations", "name"), ("ledger_versions", "name, version")):
             cursor.execute(f"SELECT * FROM {d.table(view)} ORDER BY {order}")
             out[view] = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in cursor.fetchall()]
@@ -151,7 +151,7 @@ def test_replay_killed_at_random_points_then_rerun(ledger_url: str) -> None:
     with Ledger.open(ledger_url) as lg:
         bulk_record(lg, 1500)
         before = dump(lg)
-        events = lg._engine.positions()["operations"]
+        events = lg.parts.engine.positions()["operations"]
         expected_names = sorted(row[0] for row in before["ledger_operations"])
     rng = random.Random(7)
     # Kill once the rebuild has passed a random position of the log; the last stop is the end of
@@ -166,7 +166,7 @@ def test_replay_killed_at_random_points_then_rerun(ledger_url: str) -> None:
         with Ledger.open(ledger_url) as watcher:
             deadline = time.monotonic() + 60
             while replay.poll() is None and time.monotonic() < deadline:
-                building = watcher._engine.positions("building")
+                building = watcher.parts.engine.positions("building")
                 if building and min(building.values()) >= stop:
                     break
                 time.sleep(0.002)
@@ -180,7 +180,7 @@ def test_replay_killed_at_random_points_then_rerun(ledger_url: str) -> None:
     assert finished.returncode == 0, finished.stderr
     with Ledger.open(ledger_url) as lg:
         assert dump(lg) == before
-        assert lg._engine.positions("building") == {}
+        assert lg.parts.engine.positions("building") == {}
 
 
 def test_readers_during_replay_never_see_errors_or_partial_lists(ledger_url: str) -> None:
@@ -278,12 +278,12 @@ def test_gaps_in_positions_are_skipped_not_waited_for() -> None:
     try:
         with Ledger.open(with_schema(PG_DSN, schema)) as lg:
             lg.create("operations/before")
-            d = lg._engine.d
+            d = lg.parts.db.dialect
             assert isinstance(d, PostgresDialect)
-            with lg._engine.db.write() as cursor:
+            with lg.parts.db.write() as cursor:
                 cursor.execute(
                     f"SELECT setval(pg_get_serial_sequence('{d.schema}.ledger_events', 'notification_id'), "
-                    f"(SELECT MAX(notification_id) FROM {lg._engine.db.events_table}) + 5)"
+                    f"(SELECT MAX(notification_id) FROM {lg.parts.db.events_table}) + 5)"
                 )
             started = time.monotonic()
             lg.create("operations/after")

@@ -32,8 +32,8 @@ from .domain.snapshots import events_from_snapshot
 from .domain.timestamps import now, parse_timestamp
 from .domain.values import JSONObject
 from .storage import log
-from .storage.backend import decode_stored
-from .storage.database import ViewDatabase
+from .storage.base import Database
+from .storage.codec import decode_stored
 
 BATCH_LINES = 1000
 OUTPUT_ONLY = ("position", "recordedAt", "hash")
@@ -84,7 +84,7 @@ class _Known:
 class Ingester:
     def __init__(
         self,
-        db: ViewDatabase,
+        db: Database,
         transcoder: Transcoder,
         save: Callable[[Sequence[Operation]], None],
     ) -> None:

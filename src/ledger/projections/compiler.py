@@ -14,7 +14,7 @@ from typing import Any
 
 from ..domain.errors import LedgerError, error_code
 from ..domain.timestamps import parse_timestamp
-from ..storage.dialects import Dialect
+from ..storage.base import Dialect
 from .filters import And, Node, Not, Or, Restriction, filter_error
 from .rows import STATES, sortable_time
 

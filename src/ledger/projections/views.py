@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..domain.operation import Operation, OperationEvent, follows
-from ..storage.dialects import Dialect
+from ..storage.base import Cursor, Dialect
 from .rows import COLUMNS, JSON_COLUMNS, operation_row, sortable_time
 
 
@@ -49,8 +49,12 @@ def _column_types(d: Dialect) -> dict[str, str]:
 
 
 def _values_placeholders(d: Dialect, columns: Sequence[str]) -> str:
-    cast = "::jsonb" if d.name == "postgresql" else ""
-    return ", ".join(f"?{cast}" if c in JSON_COLUMNS else "?" for c in columns)
+    return ", ".join(d.json_placeholder if c in JSON_COLUMNS else "?" for c in columns)
+
+
+def sql_view(d: Dialect, name: str) -> str:
+    """The SQL view, of the view's plain name, that readers query: the current generation's table."""
+    return d.table(f"ledger_{name}")
 
 
 class View(ABC):
@@ -70,7 +74,7 @@ class View(ABC):
         """Secondary indexes, each `IF NOT EXISTS` so that an interrupted rebuild can rerun them."""
 
     @abstractmethod
-    def apply(self, cursor: Any, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
+    def apply(self, cursor: Cursor, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
         """Write a batch of changes (all after this view's position, in log order)."""
 
     def _index(self, d: Dialect, generation: int, suffix: str, columns: str) -> str:
@@ -108,7 +112,7 @@ class OperationsView(View):
             self._index(d, generation, "position", "position"),  # incremental exports of operations
         ]
 
-    def apply(self, cursor: Any, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
+    def apply(self, cursor: Cursor, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
         upserts, deletes = operation_rows(changes)
         table = d.table(self.table(generation))
         if upserts:
@@ -148,7 +152,7 @@ class VersionsView(View):
             self._index(d, generation, "from_position", "valid_from_position"),
         ]
 
-    def apply(self, cursor: Any, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
+    def apply(self, cursor: Cursor, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
         inserts, closes = version_rows(changes)
         table = d.table(self.table(generation))
         if closes:

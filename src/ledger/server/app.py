@@ -28,8 +28,8 @@ from starlette.routing import Route
 
 from .. import Ledger
 from ..domain.errors import Code, LedgerError, invalid
+from ..domain.iam import PERMISSIONS, validate_resource
 from ..domain.values import JSONObject, parse_json
-from ..policies import PERMISSIONS, validate_resource
 from .access import Authenticator
 from .errors import error_body
 from .openapi import openapi_document
