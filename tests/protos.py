@@ -3,6 +3,8 @@ googleapis-common-protos lacks, and an example API's own metadata and response t
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 from typing import Any
 
 import orjson
@@ -36,23 +38,33 @@ def _lifecycle_fields(detail: str, cancelled: str) -> list[descriptor_pb2.FieldD
     ]
 
 
+def _has(pool: Any, name: str) -> bool:
+    try:
+        pool.FindMessageTypeByName(name)
+    except KeyError:
+        return False
+    return True
+
+
 def _build_pool() -> Any:
     pool = descriptor_pool.Default()
-    try:
-        pool.FindMessageTypeByName("google.cloud.common.OperationMetadata")
+    # The real message, where its client library is installed: a pool holds one type of a name, so
+    # the message is added by hand only where the library is not there.
+    with contextlib.suppress(ImportError):
+        importlib.import_module("google.cloud.common")
+    if _has(pool, "acme.v1.Build"):
         return pool
-    except KeyError:
-        pass
-    common = descriptor_pb2.FileDescriptorProto(
-        name="google/cloud/common/operation_metadata.proto",
-        package="google.cloud.common",
-        syntax="proto3",
-        dependency=["google/protobuf/timestamp.proto"],
-    )
-    common.message_type.add(name="OperationMetadata").field.extend(
-        _lifecycle_fields("status_detail", "cancel_requested")
-    )
-    pool.Add(common)
+    if not _has(pool, "google.cloud.common.OperationMetadata"):
+        common = descriptor_pb2.FileDescriptorProto(
+            name="google/cloud/common/operation_metadata.proto",
+            package="google.cloud.common",
+            syntax="proto3",
+            dependency=["google/protobuf/timestamp.proto"],
+        )
+        common.message_type.add(name="OperationMetadata").field.extend(
+            _lifecycle_fields("status_detail", "cancel_requested")
+        )
+        pool.Add(common)
 
     example = descriptor_pb2.FileDescriptorProto(
         name="acme/v1/builds.proto", package="acme.v1", syntax="proto3", dependency=["google/protobuf/timestamp.proto"]

@@ -20,7 +20,7 @@ import orjson
 from .domain import commands
 from .domain.errors import Code, LedgerError, invalid
 from .domain.names import validate_name
-from .domain.operation import CancelRequested, Deleted, Failed, OperationEvent, Progressed, Succeeded
+from .domain.operation import CancelRequested, Deleted, Failed, OperationEvent, Progressed, Succeeded, repeats_cancel
 from .domain.rendering import render_operation
 from .domain.timestamps import Timestamp, now, parse_timestamp
 from .domain.values import JSONObject
@@ -180,7 +180,7 @@ class Ledger:
         name = validate_name(name)
         when = _when(occurred_at)
         op = self.parts.recorder.load(name)
-        if op.cancel_requested and not op.done and not op.deleted:
+        if repeats_cancel(op):
             return render_operation(op)
         return self.parts.recorder.record(op, CancelRequested, when, {})
 

@@ -13,8 +13,8 @@ from typing import TypeVar
 
 from eventsourcing.persistence import OperationalError, RecordConflictError
 
-from .domain.errors import Code, LedgerError, not_found
-from .domain.operation import Created, Operation, OperationEvent, fold
+from .domain.errors import not_found
+from .domain.operation import Operation, OperationEvent, fold, repeats_create
 from .domain.rendering import render_operation
 from .domain.timestamps import Timestamp
 from .domain.values import JSONObject
@@ -67,10 +67,9 @@ class Recorder:
     def create(self, name: str, when: Timestamp, values: JSONObject) -> JSONObject:
         """Record Created. Repeated with the same content or request id, returns the existing operation."""
         for attempt in range(2):
-            events = self.events(name)
-            existing = fold(events)
-            if existing is not None:
-                return _repeated_create(existing, events, values)
+            existing = self.find(name)
+            if existing is not None and repeats_create(existing, values):
+                return render_operation(existing)
             op = Operation.create(name, when, values)
             try:
                 self.save([op])
@@ -135,14 +134,3 @@ class Recorder:
             self.engine.catch_up()
         except Exception as e:
             _log.warning("views not caught up after a write (the next read will): %s", e)
-
-
-def _repeated_create(existing: Operation, events: Sequence[OperationEvent], values: JSONObject) -> JSONObject:
-    if existing.deleted:
-        raise LedgerError(Code.FAILED_PRECONDITION, f"operation {existing.name!r} was deleted; a name is created once")
-    same_request = values["request_id"] is not None and values["request_id"] == existing.request_id
-    first = next(event for event in events if event.originator_version <= 1)
-    assert isinstance(first, Created)
-    if same_request or {attr: getattr(first, attr) for attr in Created.KEYS} == values:
-        return render_operation(existing)
-    raise LedgerError(Code.ALREADY_EXISTS, f"operation {existing.name!r} already exists with different content")
