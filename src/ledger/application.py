@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import os
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +27,7 @@ from .projections import queries
 from .projections.engine import Progress, ProjectionEngine
 from .projections.rows import flat_row
 from .projections.views import VIEWS
-from .reading import Reader
+from .reading import Reader, wait_until_done
 from .recording import Recorder
 from .storage.base import Backend, Database
 from .storage.errors import translated_errors
@@ -272,13 +271,7 @@ class Ledger:
 
     def wait(self, name: str, *, timeout: float | None = None, poll_interval: float = 0.2) -> JSONObject:
         """Poll until the operation is done or `timeout` seconds pass; return its latest state."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            op = self.get(name)
-            if op.get("done") or (deadline is not None and time.monotonic() >= deadline):
-                return op
-            pause = poll_interval if deadline is None else min(poll_interval, max(0.0, deadline - time.monotonic()))
-            time.sleep(pause)
+        return wait_until_done(lambda: self.get(name), timeout, poll_interval)
 
     # -- views --------------------------------------------------------------------------------
 
@@ -299,8 +292,7 @@ class Ledger:
         unknown = [p for p in chosen if p not in VIEWS]
         if unknown:
             raise invalid("projection", f"{', '.join(unknown)} is not one of {', '.join(VIEWS)}")
-        with self.parts.db.bulk():
-            self.parts.engine.rebuild(chosen, progress, total, batch_size)
+        self.parts.engine.rebuild(chosen, progress, total, batch_size)
 
     # -- moving events in and out ----------------------------------------------------------------
 
@@ -372,7 +364,7 @@ class Ledger:
         from .audit import audit
 
         chosen = None if names is None else sorted({validate_name(n) for n in names})
-        return audit(self.parts, chosen, progress, policies=self._policy_store)
+        return audit(self.parts.engine, chosen, progress, policies=self._policy_store)
 
     @_storage_errors
     def digest(self) -> JSONObject:

@@ -21,6 +21,7 @@ from .domain.errors import invalid, not_found
 from .domain.operation import Operation, broken_rule
 from .domain.values import JSONObject, parse_json
 from .projections import queries
+from .projections.engine import ProjectionEngine
 from .projections.rows import COLUMNS, JSON_COLUMNS
 from .projections.views import Change, VersionsView, operation_rows, project, sql_view, version_rows
 from .storage import log
@@ -28,7 +29,6 @@ from .storage.base import Cursor, Database, LogRow
 from .storage.codec import decode_stored, payload_bytes
 
 if TYPE_CHECKING:
-    from .application import Parts
     from .policies import Policies
 
 CHUNK = 5000
@@ -264,17 +264,21 @@ def digest_log(cursor: Cursor, db: Database, upto: int | None = None) -> LogDige
 
 
 def audit(
-    parts: Parts, names: Sequence[str] | None, progress: Callable[[int], None] | None, policies: Callable[[], Policies]
+    engine: ProjectionEngine,
+    names: Sequence[str] | None,
+    progress: Callable[[int], None] | None,
+    policies: Callable[[], Policies],
 ) -> JSONObject:
     """SPEC §6's report on the histories of `names` (None: every one, and the policies' changes too)
     and on the views, read inside one snapshot."""
-    db = parts.db
+    db = engine.db
     with db.snapshot() as cursor:
-        positions = parts.engine.positions_in(cursor)
-        report = Auditor(db, parts.engine.transcoder, positions, progress).run(cursor, names)
+        positions = engine.positions_in(cursor)
+        report = Auditor(db, engine.transcoder, positions, progress).run(cursor, names)
     if names and report.operations < len(names):
         present = {f.name for f in report.findings}
-        missing = [n for n in names if n not in present and not parts.recorder.latest_version(n)]
+        with db.quick() as cursor:
+            missing = [n for n in names if n not in present and not log.latest_version(cursor, db, n)]
         if missing:
             raise not_found(missing[0])
     result = report.to_json()

@@ -148,7 +148,7 @@ class Policies:
                     return {}
                 rows = self.table.count(cursor)
                 if rows != self._rows:
-                    self._latest = {row[0]: decode_change(*row) for row in self.table.every(cursor)}
+                    self._latest = {row.resource: decode_change(*row) for row in self.table.every(cursor)}
                     self._rows = rows
             self._checked = time.monotonic()
             return self._latest
@@ -162,26 +162,30 @@ def audit_policies(rows: Iterable[PolicyRow]) -> tuple[int, list[Finding]]:
     resource, previous_hash, expected_version = None, GENESIS, 1
     for row in rows:
         checked += 1
-        if row[0] != resource:
-            resource, previous_hash, expected_version = row[0], GENESIS, 1
-        where = f"policy change {row[1]} of {row[0]!r}"
-        if row[1] != expected_version:
+        if row.resource != resource:
+            resource, previous_hash, expected_version = row.resource, GENESIS, 1
+        where = f"policy change {row.version} of {row.resource!r}"
+        if row.version != expected_version:
             findings.append(
-                Finding("error", "policy-version", row[0], None, f"{where}: expected version {expected_version}")
+                Finding("error", "policy-version", row.resource, None, f"{where}: expected version {expected_version}")
             )
-        expected_version = int(row[1]) + 1
+        expected_version = int(row.version) + 1
         try:
             change = decode_change(*row)
             if parse_policy(change.policy) != change.policy:
                 raise ValueError("the stored policy is not in its stored form")
         except (ValueError, KeyError, TypeError, LedgerError) as e:
-            findings.append(Finding("error", "policy-decode", row[0], None, f"{where} cannot be decoded: {e}"))
+            findings.append(Finding("error", "policy-decode", row.resource, None, f"{where} cannot be decoded: {e}"))
             previous_hash = ""
             continue
         if link(previous_hash, change.body()) != change.hash:
             findings.append(
                 Finding(
-                    "error", "policy-chain", row[0], None, f"{where}: the hash does not match its content and chain"
+                    "error",
+                    "policy-chain",
+                    row.resource,
+                    None,
+                    f"{where}: the hash does not match its content and chain",
                 )
             )
         previous_hash = change.hash

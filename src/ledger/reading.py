@@ -6,6 +6,9 @@ what the log holds (catch-up does nothing when they are there), so a reader sees
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from .domain.errors import Code, LedgerError, not_found
 from .domain.rendering import render_event
 from .domain.timestamps import Timestamp
@@ -63,3 +66,14 @@ class Reader:
     def log_end(self) -> int:
         with self.db.read() as cursor:
             return self.engine.log_end(cursor)
+
+
+def wait_until_done(get: Callable[[], JSONObject], timeout: float | None, poll_interval: float) -> JSONObject:
+    """Poll `get()` until the operation it returns is done or `timeout` seconds pass; its latest state."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        op = get()
+        if op.get("done") or (deadline is not None and time.monotonic() >= deadline):
+            return op
+        pause = poll_interval if deadline is None else min(poll_interval, max(0.0, deadline - time.monotonic()))
+        time.sleep(pause)

@@ -173,8 +173,8 @@ class ProjectionEngine:
             (CURRENT,),
         )
         rows = cursor.fetchall()
-        end = int(rows[0][3] or 0) if rows else log.log_end(cursor, self.db)
-        return end, [Target(row[0], int(row[1]), int(row[2])) for row in rows]
+        end = int(rows[0][-1] or 0) if rows else log.log_end(cursor, self.db)  # the same log end on every row
+        return end, [Target(view, int(generation), int(position)) for view, generation, position, _ in rows]
 
     def project_written(
         self, cursor: Cursor, end: int, targets: Sequence[Target], ops: Sequence[Operation], positions: Sequence[int]
@@ -235,7 +235,7 @@ class ProjectionEngine:
             ),
             (role,),
         )
-        return [Target(row[0], int(row[1]), int(row[2])) for row in cursor.fetchall()]
+        return [Target(view, int(generation), int(position)) for view, generation, position in cursor.fetchall()]
 
     def _read_log(self, cursor: Cursor, after: int) -> list[LogRow]:
         return log.read_after(cursor, self.db, after, self.batch_size)
@@ -298,6 +298,12 @@ class ProjectionEngine:
 
         Interrupted at any point, running it again resumes where it stopped.
         """
+        with self.db.bulk():
+            self._rebuild(views, progress, total, batch_size)
+
+    def _rebuild(
+        self, views: Sequence[str], progress: Progress | None, total: Progress | None, batch_size: int | None
+    ) -> None:
         targets = self._start_building(views)
         if total:
             with self.db.read() as cursor:

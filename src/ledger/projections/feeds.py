@@ -87,5 +87,5 @@ def intervals(cursor: Cursor, d: Dialect, since: int, to: int, chunk: int) -> It
             }
         if len(batch) < chunk:
             return
-        last = batch[-1]
-        after = (int(last[8]), last[0], int(last[2]))
+        name, _, version, *_, start_at, _, _, _, _ = batch[-1]
+        after = (int(start_at), name, int(version))

@@ -201,6 +201,11 @@ def operation_rows(changes: Sequence[Change]) -> tuple[list[tuple[Any, ...]], li
     return upserts, deletes
 
 
+# Where a versions row (COLUMNS, then VersionsView.KEYS) keeps the end of its interval.
+_VALID_TO_POSITION = len(COLUMNS) + VersionsView.KEYS.index("valid_to_position")
+_VALID_TO_TIME = len(COLUMNS) + VersionsView.KEYS.index("valid_to_time")
+
+
 def version_rows(changes: Sequence[Change]) -> tuple[list[list[Any]], list[tuple[Any, ...]]]:
     """The versions view after `changes`: rows to insert, and closes (position, time, name, version) of
     intervals opened before these changes. For a whole history from version 1 there are no closes."""
@@ -210,7 +215,7 @@ def version_rows(changes: Sequence[Change]) -> tuple[list[list[Any]], list[tuple
     for change in changes:
         previous = opened.pop(change.name, None)
         if previous is not None:  # the interval began among these changes: close it in place
-            previous[-3], previous[-1] = change.position, change.occurred_at
+            previous[_VALID_TO_POSITION], previous[_VALID_TO_TIME] = change.position, change.occurred_at
         elif change.version > 1:
             closes.append((change.position, change.occurred_at, change.name, change.version - 1))
         if change.row is not None:

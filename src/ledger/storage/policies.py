@@ -3,11 +3,18 @@ Rows come back as `(resource, version, payload bytes)`, however the driver holds
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from .base import Cursor, Database
 from .codec import payload_bytes
 
 TABLE = "ledger_policy_events"
-PolicyRow = tuple[str, int, bytes]
+
+
+class PolicyRow(NamedTuple):
+    resource: str
+    version: int
+    payload: bytes
 
 
 class PolicyTable:
@@ -59,4 +66,6 @@ class PolicyTable:
 
 
 def _rows(cursor: Cursor) -> list[PolicyRow]:
-    return [(resource, int(version), payload_bytes(payload)) for resource, version, payload in cursor.fetchall()]
+    return [
+        PolicyRow(resource, int(version), payload_bytes(payload)) for resource, version, payload in cursor.fetchall()
+    ]
