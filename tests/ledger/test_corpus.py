@@ -21,9 +21,9 @@ from ledger import Ledger, LedgerError
 from ledger.cli import cli
 from ledger.domain.errors import Code
 
-from .conftest import log_length
+from ..support import log_length
 
-CORPUS = Path(__file__).parent / "corpus" / "operations"
+CORPUS = Path(__file__).parents[1] / "corpus" / "operations"
 DOCUMENTS = {path.name: orjson.loads(path.read_bytes()) for path in sorted(CORPUS.glob("*.json"))}
 POLLS = (CORPUS / "seq-01-then-02.jsonl").read_bytes().splitlines()
 

@@ -28,8 +28,8 @@ from ledger import Ledger
 from ledger.server.access import add_token
 from ledger.server.routes import Call, route
 
-from . import protos
-from .conftest import PG_DSN, drop_schema, log_length, with_schema
+from .. import protos
+from ..support import backend_url, log_length
 from .serving import LEDGER, Server, start
 
 ADMIN, VIEWER, PRODUCER, STRANGER = (
@@ -48,13 +48,11 @@ def _policy(*bindings: tuple[str, str]) -> dict[str, Any]:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     workdir = tmp_path_factory.mktemp("serve")
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    if request.param == "sqlite":
-        url = f"sqlite:///{workdir}/ledger.db"
-    elif not PG_DSN:
-        pytest.skip("LEDGER_TEST_PG_DSN is not set: PostgreSQL tests need a live database")
-    else:
-        url = with_schema(PG_DSN, schema)
+    with backend_url(request.param, workdir) as url:
+        yield from _serving(url, workdir)
+
+
+def _serving(url: str, workdir: Path) -> Iterator[Server]:
     tokens_file = workdir / "tokens.json"
     tokens = {p: add_token(tokens_file, p) for p in (ADMIN, VIEWER, PRODUCER, STRANGER)}
     with Ledger.open(url) as lg:
@@ -65,8 +63,6 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     server.tokens = tokens
     yield server
     server.stop()
-    if request.param == "postgresql":
-        drop_schema(PG_DSN, schema)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from ledger.storage.base import Database
 from ledger.storage.errors import translated_errors
 from ledger.storage.postgres import PostgresBackend
 
-from .conftest import PG_DSN, drop_schema, log_length, with_schema
+from ..support import backend_url, log_length
 from .test_views import dump
 
 NAME = "projects/p/locations/l/operations/recorded"
@@ -95,16 +94,10 @@ def test_sqlite_commits_events_with_an_fsync(tmp_path: Path, monkeypatch: pytest
 
 
 @pytest.fixture
-def postgresql_ledger() -> Iterator[Ledger]:
+def postgresql_ledger(tmp_path: Path) -> Iterator[Ledger]:
     """A ledger in a schema of its own, for what only PostgreSQL does."""
-    if not PG_DSN:
-        pytest.skip("LEDGER_TEST_PG_DSN is not set: PostgreSQL tests need a live database")
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    try:
-        with Ledger.open(with_schema(PG_DSN, schema)) as ledger:
-            yield ledger
-    finally:
-        drop_schema(PG_DSN, schema)
+    with backend_url("postgresql", tmp_path) as url, Ledger.open(url) as ledger:
+        yield ledger
 
 
 def test_postgresql_subscribers_hear_of_new_events(postgresql_ledger: Ledger) -> None:

@@ -18,6 +18,8 @@ from ledger.projections.filters import parse_filter
 from ledger.storage.postgres import PostgresDialect
 from ledger.storage.sqlite import SQLiteDialect
 
+from ..support import NO_POSTGRES
+
 BUILD = "type.googleapis.com/acme.v1.BuildMetadata"
 COMMON = "type.googleapis.com/google.cloud.common.OperationMetadata"
 RESULT = "type.googleapis.com/acme.v1.Build"
@@ -289,7 +291,7 @@ def _expected(predicate: Callable[[Op], bool], parent: str | None = None) -> lis
 
 @pytest.fixture(scope="module")
 def fixture_ledgers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Ledger]]:
-    from .conftest import PG_DSN, drop_schema, with_schema
+    from ..support import PG_DSN, drop_schema, with_schema
 
     ledgers = {"sqlite": Ledger.open(f"sqlite:///{tmp_path_factory.mktemp('filters')}/l.db")}
     schema = "test_filters_fixture"
@@ -309,7 +311,7 @@ def fixture_ledgers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
 @pytest.fixture(params=["sqlite", "postgresql"])
 def fixture_ledger(request: pytest.FixtureRequest, fixture_ledgers: dict[str, Ledger]) -> Ledger:
     if request.param not in fixture_ledgers:
-        pytest.skip("LEDGER_TEST_PG_DSN is not set: PostgreSQL tests need a live database")
+        pytest.skip(NO_POSTGRES)
     return fixture_ledgers[request.param]
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from ledger import Code, Ledger, LedgerError
 
-from .conftest import log_length
+from ..support import log_length
 
 OP = "projects/p/operations/op-1"
 T0 = "2026-11-21T10:00:00Z"

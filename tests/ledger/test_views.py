@@ -20,7 +20,7 @@ from ledger.domain.operation import Operation, Progressed, Succeeded
 from ledger.domain.timestamps import parse_timestamp
 from ledger.storage.postgres import PostgresDialect
 
-from .conftest import PG_DSN, drop_schema, with_schema
+from ..support import PG_DSN, drop_schema, needs_postgres, with_schema
 
 LEDGER = Path(sys.executable).with_name("ledger")
 
@@ -270,7 +270,7 @@ def test_commands_leave_the_views_current(ledger: Ledger) -> None:
     assert dump(ledger)["ledger_operations"] == []
 
 
-@pytest.mark.skipif(not PG_DSN, reason="LEDGER_TEST_PG_DSN is not set: PostgreSQL tests need a live database")
+@needs_postgres
 def test_gaps_in_positions_are_skipped_not_waited_for() -> None:
     """PostgreSQL takes a notification id even for an insert that is rolled back: the views must
     carry on past such a gap at once. (SQLite positions are rowids, which such inserts do not use.)"""

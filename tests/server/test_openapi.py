@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,7 @@ import pytest
 
 from ledger import Ledger
 
-from .conftest import PG_DSN, drop_schema, with_schema
+from ..support import backend_url
 from .serving import start
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
@@ -27,13 +26,11 @@ CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,re
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(backend: str, tmp_path: Path) -> None:
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path}/ledger.db"
-    elif not PG_DSN:
-        pytest.skip("LEDGER_TEST_PG_DSN is not set: PostgreSQL tests need a live database")
-    else:
-        url = with_schema(PG_DSN, schema)
+    with backend_url(backend, tmp_path) as url:
+        _check_with_schemathesis(url, tmp_path)
+
+
+def _check_with_schemathesis(url: str, tmp_path: Path) -> None:
     with Ledger.open(url) as lg:
         lg.set_policy(
             "", {"bindings": [{"role": "roles/ledger.admin", "members": ["allUsers"]}]}, principal="local:test"
@@ -70,5 +67,3 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(backe
         assert "Server error" not in (server.log.read_text() if server.log else "")
     finally:
         server.stop()
-        if backend == "postgresql":
-            drop_schema(PG_DSN, schema)

@@ -26,7 +26,7 @@ from ledger.export import COLUMNS, parquet_schema
 from ledger.ingest import Rejection
 from ledger.simulate import simulate_lines
 
-from .conftest import PG_DSN, drop_schema, log_length, with_schema
+from ..support import PG_DSN, drop_schema, log_length, needs_postgres, with_schema
 
 LEDGER = Path(sys.executable).with_name("ledger")
 GOOD = "projects/p/operations/good"
@@ -147,7 +147,7 @@ def _events(lg: Ledger) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in buffer.getvalue().splitlines()]
 
 
-@pytest.mark.skipif(not PG_DSN, reason="LEDGER_TEST_PG_DSN is not set: moving between backends needs PostgreSQL")
+@needs_postgres  # moving between backends
 def test_export_from_sqlite_ingest_into_postgresql_and_back(tmp_path: Path) -> None:
     schema = f"test_move_{uuid.uuid4().hex[:8]}"
     sqlite_url, back_url, pg_url = (
@@ -349,7 +349,7 @@ def test_follow_delivers_every_event_in_order_as_it_is_recorded(ledger_url: str)
     assert positions == sorted(positions) and len(set(positions)) == len(positions)
 
 
-@pytest.mark.skipif(not PG_DSN, reason="LEDGER_TEST_PG_DSN is not set: the restart needs PostgreSQL")
+@needs_postgres  # the restart
 def test_follow_rides_out_a_postgresql_restart(tmp_path: Path) -> None:
     if not (shutil.which("pg_ctlcluster") and os.geteuid() == 0 and os.path.isdir("/etc/postgresql")):
         pytest.skip("restarting PostgreSQL needs pg_ctlcluster and root, as on the CI machine")

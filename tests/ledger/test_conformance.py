@@ -10,7 +10,7 @@ from google.protobuf import json_format
 
 from ledger import Ledger
 
-from .protos import POOL, parse_operation
+from ..protos import POOL, parse_operation
 
 T0 = "2026-11-21T10:00:00Z"
 BUILD_META = "type.googleapis.com/acme.v1.BuildMetadata"

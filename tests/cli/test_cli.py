@@ -163,7 +163,7 @@ def test_installed_console_script(tmp_path: Path) -> None:
 def test_cli_reference_matches_the_commands() -> None:
     from ledger.cli.reference import render
 
-    reference = Path(__file__).parents[1] / "docs" / "cli.md"
+    reference = Path(__file__).parents[2] / "docs" / "cli.md"
     assert reference.read_text() == render(cli), "docs/cli.md is stale: python -m ledger.cli.reference > docs/cli.md"
 
 
