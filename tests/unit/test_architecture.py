@@ -130,7 +130,7 @@ def texts(module: Module) -> list[tuple[int, str]]:
         if isinstance(node, ast.JoinedStr):
             parts = [v for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str)]
             docstrings |= {id(part) for part in parts}  # read here, as one text, not again below
-            found.append((node.lineno, "{}".join(part.value for part in parts)))
+            found.append((node.lineno, "{}".join(str(part.value) for part in parts)))
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
             found.append((node.lineno, node.value))
     return found
@@ -151,11 +151,16 @@ def facade_faults(module: Module) -> list[str]:
     for node in ast.walk(ledger_class):
         if isinstance(node, ast.With):
             for item in node.items:
-                call = item.context_expr
-                opens = isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
-                if opens and call.func.attr in TRANSACTIONS:  # type: ignore[union-attr]
-                    faults.append(f"line {node.lineno} opens a transaction ({call.func.attr})")
+                opened = _method_called(item.context_expr)
+                if opened in TRANSACTIONS:
+                    faults.append(f"line {node.lineno} opens a transaction ({opened})")
     return faults
+
+
+def _method_called(expression: ast.expr) -> str | None:
+    if isinstance(expression, ast.Call) and isinstance(expression.func, ast.Attribute):
+        return expression.func.attr
+    return None
 
 
 ALL = modules()
