@@ -274,3 +274,20 @@ def test_an_api_time_before_the_previous_event_keeps_the_order(ledger: Ledger) -
     assert ledger.ingest(_lines([running, done]), snapshots=True)["rejected"] == 0
     assert [e["occurredAt"] for e in ledger.history("operations/skew")] == ["2024-04-01T10:00:00Z"] * 3
     assert ledger.get("operations/skew") == done
+
+
+def test_an_exported_log_of_real_operations_ingests_into_another_ledger(ledger: Ledger, tmp_path: Path) -> None:
+    """Event JSON carries the verbatim convention: a copy renders every document exactly too."""
+    assert ledger.ingest(_lines(list(DOCUMENTS.values())), snapshots=True)["rejected"] == 0
+    ledger.export("events", out=str(tmp_path / "events.jsonl"))
+    with Ledger.open(f"sqlite:///{tmp_path}/copy.db") as copy:
+        summary = copy.ingest((tmp_path / "events.jsonl").read_bytes().splitlines())
+        assert summary["rejected"] == 0
+        assert all(copy.get(d["name"]) == d for d in DOCUMENTS.values())
+        name = DOCUMENTS["34-apikeys-done-nometadata.json"]["name"]  # done, no metadata, no result
+
+        def content(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [{k: v for k, v in e.items() if k not in ("position", "recordedAt", "hash")} for e in events]
+
+        assert content(copy.history(name)) == content(ledger.history(name))
+        assert copy.audit()["ok"] is True
