@@ -364,7 +364,7 @@ class Ledger:
         from .audit import audit
 
         chosen = None if names is None else sorted({validate_name(n) for n in names})
-        return audit(self.parts.engine, chosen, progress, policies=self._policy_store)
+        return audit(self.parts.engine, chosen, progress, lambda: self._policy_store().audit())
 
     @_storage_errors
     def digest(self) -> JSONObject:
