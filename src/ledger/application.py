@@ -49,9 +49,7 @@ class ListQuery(TypedDict, total=False):
     filter: str  # AIP-160
     page_size: int  # 0: the default page size
     page_token: str  # the next_page_token of the page before
-    as_of: (
-        datetime | str | None
-    )  # the collection as it was then  # named here: inside Ledger, `list` is the list method
+    as_of: datetime | str | None  # the collection as it was then
 
 
 _P = ParamSpec("_P")
@@ -252,6 +250,9 @@ class Ledger:
 
     @_storage_errors
     def _page(self, parent: str | None, query: ListQuery) -> queries.Page:
+        unknown = sorted(set(query) - set(ListQuery.__annotations__))
+        if unknown:  # as Python says of any keyword a signature lacks
+            raise TypeError(f"got an unexpected keyword argument {unknown[0]!r}")
         filter_, as_of = query.get("filter", ""), query.get("as_of")
         if not isinstance(filter_, str):
             raise invalid("filter", "must be a string")

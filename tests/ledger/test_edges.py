@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from click.testing import CliRunner
 
 from ledger import Code, Ledger, LedgerError
@@ -167,3 +168,12 @@ def test_files_that_cannot_be_read_or_written_are_named(ledger_url: str, tmp_pat
     missing = CliRunner().invoke(cli, ["--db", ledger_url, "ingest", str(tmp_path / "nope.jsonl")])
     assert missing.exit_code == 2
     assert "does not exist" in missing.stderr
+
+
+def test_list_refuses_a_keyword_it_does_not_take(ledger: Ledger) -> None:
+    """`list`, `list_json` and `list_flat` take their query as keywords: a misspelt one is an error,
+    never silently an unfiltered page."""
+    ledger.create("operations/a")
+    for method in (ledger.list, ledger.list_json, ledger.list_flat):
+        with pytest.raises(TypeError, match="fliter"):
+            method(fliter="state = RUNNING")  # type: ignore[call-arg]
