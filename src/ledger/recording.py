@@ -58,10 +58,6 @@ class Recorder:
             raise not_found(name)
         return op
 
-    def latest_version(self, name: str) -> int:
-        with self.db.quick() as cursor:
-            return log.latest_version(cursor, self.db, name)
-
     # -- writing --------------------------------------------------------------------------------
 
     def create(self, name: str, when: Timestamp, values: JSONObject) -> JSONObject:
