@@ -351,8 +351,8 @@ class Ledger:
         """
         from .follow import follow
 
-        position = since if since is not None else self.log_end()
-        return follow(self.parts.store, position, poll_interval=poll_interval, stop=stop)
+        position = since if since is not None else self.log_end()  # at the first next(), as a generator
+        yield from follow(self.parts.store, position, poll_interval=poll_interval, stop=stop)
 
     # -- audit --------------------------------------------------------------------------------
 
