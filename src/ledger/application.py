@@ -22,7 +22,7 @@ from .domain.names import validate_name
 from .domain.operation import CancelRequested, Deleted, Failed, OperationEvent, Progressed, Succeeded, repeats_cancel
 from .domain.rendering import render_operation
 from .domain.timestamps import Timestamp, now, parse_timestamp
-from .domain.values import JSONObject
+from .domain.values import JSONObject, check_position
 from .projections import queries
 from .projections.engine import Progress, ProjectionEngine
 from .projections.rows import flat_row
@@ -65,6 +65,21 @@ def _storage_errors(method: Callable[Concatenate[Ledger, _P], _T]) -> Callable[C
             return method(self, *args, **kwargs)
 
     return wrapped
+
+
+def _readable(store: Store, engine: ProjectionEngine) -> bool:
+    """Whether a ledger opened to read can be read as it is. It makes no eventsourcing Application
+    and writes nothing: not the ledger's tables into another application's database, nor into an
+    empty file (start-up time of single commands too); a server that cannot be reached fails here,
+    once, with its reason. False: it is a ledger whose views a set-up must complete."""
+    store.db.connect()
+    if engine.ready():
+        return True
+    reason = engine.not_a_ledger()
+    if reason is not None:
+        store.close()
+        raise LedgerError(Code.UNAVAILABLE, f"cannot read {store.backend.redacted_url} as a ledger: {reason}")
+    return store.db.read_only  # leftovers of a rebuild, which a writer clears
 
 
 @dataclass(frozen=True)
@@ -114,13 +129,8 @@ class Ledger:
         store = Store(backend)
         engine = ProjectionEngine(store.db, store.transcoder)
         with translated_errors(backend):
-            if not create:
-                # A ledger opened to read whose views are all there makes no eventsourcing Application
-                # and sets nothing up (start-up time of single commands); a server that cannot be
-                # reached fails here, once, with its reason.
-                store.db.connect()
-                if engine.ready():
-                    return cls(store, engine)
+            if not create and _readable(store, engine):
+                return cls(store, engine)
             store.set_up(engine.ensure)
         return cls(store, engine)
 
@@ -351,7 +361,8 @@ class Ledger:
         """
         from .follow import follow
 
-        position = since if since is not None else self.log_end()  # at the first next(), as a generator
+        # At the first next(), as a generator: the log's end then, or `since` checked then.
+        position = check_position(since, "since") if since is not None else self.log_end()
         yield from follow(self.parts.store, position, poll_interval=poll_interval, stop=stop)
 
     # -- audit --------------------------------------------------------------------------------
@@ -369,18 +380,18 @@ class Ledger:
 
     @_storage_errors
     def digest(self) -> JSONObject:
-        """`{"position": N, "digest": "sha256:..."}` for the whole log up to its end, N."""
+        """`{"position": N, "digest": "sha256:..."}` for the whole log up to its end, N (and the
+        policies' changes, `"policies"`, when any were set)."""
         from .audit import digest
 
-        return digest(self.parts.db)
+        return digest(self.parts.db, self._policy_store().digest)
 
     @_storage_errors
     def verify(self, digest: JSONObject | str) -> JSONObject:
-        """Check that the log up to a saved digest's position is exactly as it was when it was taken."""
-        from .audit import parse_digest, verify
+        """Check that the log (and policies) up to a saved digest are exactly as when it was taken."""
+        from .audit import verify
 
-        position, expected = parse_digest(digest)
-        return verify(self.parts.db, position, expected)
+        return verify(self.parts.db, digest, self._policy_store().verify_digest)
 
     # -- access policies ------------------------------------------------------------------------
 

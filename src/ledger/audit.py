@@ -35,7 +35,7 @@ Record = tuple[int, int, str, bytes]  # position, version, topic, stored payload
 @dataclass(frozen=True)
 class Finding:
     severity: str  # "error" | "warning"
-    kind: str  # rule | chain | version | order | decode | drift | lag
+    kind: str  # rule | chain | version | order | decode | drift | lag | bookkeeping | integrity
     name: str | None
     position: int | None
     detail: str
@@ -272,6 +272,14 @@ def audit(
     with db.snapshot() as cursor:
         positions = engine.positions_in(cursor)
         report = Auditor(db, engine.transcoder, positions, progress).run(cursor, names)
+        if names is None:
+            report.findings += [
+                Finding("error", "bookkeeping", None, None, problem) for problem in engine.bookkeeping_problems(cursor)
+            ]
+            report.findings += [
+                Finding("error", "integrity", None, None, f"the database's own check: {problem}")
+                for problem in db.dialect.integrity_problems(cursor)
+            ]
     if names and report.operations < len(names):
         present = {f.name for f in report.findings}
         with db.quick() as cursor:
@@ -288,11 +296,17 @@ def audit(
     return result
 
 
-def digest(db: Database) -> JSONObject:
-    """`{"position": N, "digest": "sha256:..."}` for the whole log up to its end, N."""
+def digest(db: Database, policies: Callable[[], JSONObject | None]) -> JSONObject:
+    """`{"position": N, "digest": "sha256:..."}` for the whole log up to its end, N; with
+    `"policies": policies()` when access policies were ever set, so that a policy change forged
+    later (even re-hashed) fails `verify` too."""
     with db.snapshot() as cursor:
         taken = digest_log(cursor, db)
-    return {"position": taken.position, "digest": taken.digest}
+    result: JSONObject = {"position": taken.position, "digest": taken.digest}
+    policy_digest = policies()
+    if policy_digest is not None:
+        result["policies"] = policy_digest
+    return result
 
 
 def parse_digest(digest: JSONObject | str) -> tuple[int, str]:
@@ -308,8 +322,10 @@ def parse_digest(digest: JSONObject | str) -> tuple[int, str]:
     return position, expected
 
 
-def verify(db: Database, position: int, expected: str) -> JSONObject:
-    """Whether the log up to `position` is exactly as it was when the digest `expected` was taken."""
+def verify(db: Database, digest: JSONObject | str, policies: Callable[[object], str | None]) -> JSONObject:
+    """Whether the log up to the saved digest's position is exactly as it was when the digest was
+    taken, and the policies' changes too when it covers them (`policies(saved)` says what differs)."""
+    position, expected = parse_digest(digest)
     with db.snapshot() as cursor:
         end = log.log_end(cursor, db)
         actual = digest_log(cursor, db, position)
@@ -319,4 +335,9 @@ def verify(db: Database, position: int, expected: str) -> JSONObject:
         result["detail"] = f"the log ends at position {end}, before the digest's position {position}"
     elif not result["ok"]:
         result["detail"] = f"the log up to position {position} is not what it was when the digest was taken"
+    saved = parse_json(digest, "digest") if isinstance(digest, (str, bytes)) else digest
+    if "policies" in saved:
+        problem = policies(saved["policies"])
+        result["policies"] = {"ok": problem is None, **({"detail": problem} if problem else {})}
+        result["ok"] = result["ok"] and problem is None
     return result

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +26,8 @@ from eventsourcing.persistence import Transcoder
 from .domain.errors import Code, LedgerError, invalid
 from .domain.rendering import render_event
 from .domain.timestamps import format_timestamp, parse_timestamp
-from .domain.values import JSONObject
+from .domain.values import MAX_POSITION, JSONObject, check_position
+from .files import staged
 from .projections import feeds
 from .projections.engine import ProjectionEngine
 from .storage import log
@@ -79,8 +79,8 @@ def check_request(what: str, fmt: str, since: int | None) -> None:
         raise invalid("what", f"{what!r} is not one of {', '.join(WHATS)}")
     if fmt not in FORMATS:
         raise invalid("format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
-    if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
-        raise invalid("since", f"{since!r} is not a log position")
+    if since is not None:
+        check_position(since, "since")
 
 
 def run(
@@ -96,6 +96,12 @@ def run(
             positions = engine.positions_in(cursor)
             to = engine.log_end(cursor) if what == "events" else min(positions.values())
             start = since if since is not None else (resume_position(directory, what) if directory else 0)
+            if directory is not None and since is None and start > to:
+                raise LedgerError(
+                    Code.FAILED_PRECONDITION,
+                    f"{directory / MANIFEST} says {what} were exported up to position {start}, but this "
+                    f"ledger ends at {to}: the directory belongs to another ledger (or this one was restored)",
+                )
 
             def records() -> Iterator[JSONObject]:
                 return rows(cursor, store.db, store.transcoder, what, start, to)
@@ -113,13 +119,8 @@ def run(
 def _export_file(
     path: Path, what: str, fmt: str, start: int, to: int, records: Callable[[], Iterator[JSONObject]]
 ) -> JSONObject:
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        with open(partial, "wb") as out:
-            count = write(what, fmt, records(), out)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with staged(path, path.with_name(f".{path.name}.partial")) as out:
+        count = write(what, fmt, records(), out)
     return Export(what, fmt, start, to, count, str(path)).to_json()
 
 
@@ -128,6 +129,8 @@ def _out_errors(out: object) -> Iterator[None]:
     """A file that cannot be written is the caller's `out`, named as given."""
     try:
         yield
+    except BrokenPipeError:
+        raise  # the reader went away (`export | head`): no error of the caller's; the CLI ends quietly
     except OSError as e:
         raise invalid("out", f"cannot write {out}: {e.strerror or e}") from None
 
@@ -276,15 +279,8 @@ def write_into_directory(
     for orphan in directory.glob(f"{what}-{since + 1:012d}-*.{fmt}"):
         if orphan.name not in listed:  # written by a run that stopped before its manifest entry
             orphan.unlink()
-    partial = directory / f".{name}.partial"
-    try:
-        with open(partial, "wb") as out:
-            count = write(what, fmt, records(), out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(partial, directory / name)
-    finally:
-        partial.unlink(missing_ok=True)
+    with staged(directory / name, directory / f".{name}.partial") as out:
+        count = write(what, fmt, records(), out)
     manifest = _read_manifest(directory)
     manifest["exports"].append(
         {
@@ -297,9 +293,8 @@ def write_into_directory(
             "exportedAt": format_timestamp(parse_timestamp(datetime.now(UTC), "now")),
         }
     )
-    staged = directory / f".{MANIFEST}.partial"
-    staged.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
-    os.replace(staged, directory / MANIFEST)
+    with staged(directory / MANIFEST, directory / f".{MANIFEST}.partial") as out:
+        out.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
     return Export(what, fmt, since, to, count, str(directory / name))
 
 
@@ -309,8 +304,22 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
         return {"exports": []}
     try:
         manifest = orjson.loads(path.read_bytes())
-        assert isinstance(manifest, dict)
-        assert isinstance(manifest["exports"], list)
-    except (orjson.JSONDecodeError, AssertionError, KeyError):
+    except orjson.JSONDecodeError:
+        manifest = None
+    if not _is_manifest(manifest):
         raise invalid("out", f"{path} is not an export manifest this ledger wrote") from None
-    return manifest
+    return manifest  # type: ignore[no-any-return]
+
+
+def _is_manifest(manifest: object) -> bool:
+    """Each entry as `write_into_directory` writes it, as far as a later run reads it."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("exports"), list):
+        return False
+    return all(
+        isinstance(entry, dict)
+        and isinstance(entry.get("what"), str)
+        and isinstance(entry.get("file"), str)
+        and type(entry.get("toPosition")) is int
+        and 0 <= entry["toPosition"] <= MAX_POSITION
+        for entry in manifest["exports"]
+    )

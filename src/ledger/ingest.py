@@ -14,7 +14,7 @@ import copy
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from eventsourcing.persistence import RecordConflictError, Transcoder
+from eventsourcing.persistence import PersistenceError, RecordConflictError, Transcoder
 
 from .domain import commands
 from .domain.documents import Document, json_lines, snapshot_documents
@@ -37,6 +37,7 @@ from .domain.values import JSONObject
 from .storage import log
 from .storage.base import Database
 from .storage.codec import decode_stored
+from .storage.errors import refused_data
 
 BATCH_LINES = 1000
 OUTPUT_ONLY = ("position", "recordedAt", "hash")
@@ -141,7 +142,8 @@ class Ingester:
         """Apply one batch; on a lost race with another writer, reload and apply it again."""
         parsed = [line for _, _, line in batch]
         for attempt in range(3):
-            known = self._load({name for line in parsed for name in _names(line, snapshots)})
+            # In file order (not a set's): operations are saved, and take positions, as the file has them.
+            known = self._load(list(dict.fromkeys(name for line in parsed for name in _names(line, snapshots))))
             rejections: list[Rejection] = []
             outcomes: list[tuple[int, str]] = []
             counts = Summary()
@@ -157,7 +159,8 @@ class Ingester:
                     outcomes.append((number, _outcome(before, counts)))
                 except LedgerError as e:
                     rejections.append(Rejection(number, f"{e.code_name}: {e.message}", _text(raw)))
-                except (TypeError, ValueError, AttributeError) as e:  # a shape no check foresaw: still this line's
+                except (TypeError, ValueError, AttributeError, LookupError, ArithmeticError, RecursionError) as e:
+                    # a shape no check foresaw: still this line's, never the batch's
                     rejections.append(Rejection(number, f"INVALID_ARGUMENT: {e}", _text(raw)))
             changed = [k.op for k in known.values() if k.op is not None and k.op.pending]
             try:
@@ -166,6 +169,10 @@ class Ingester:
                 if attempt == 2:
                     raise LedgerError(Code.ABORTED, "other writers kept changing the same operations; retry") from None
                 continue
+            except PersistenceError as e:
+                if not refused_data(e):
+                    raise  # the database is down or busy: the whole batch is worth retrying
+                return self._isolate(batch, snapshots, summary, e)
             summary.recorded += counts.recorded
             summary.duplicates += counts.duplicates
             summary.unchanged += counts.unchanged
@@ -173,6 +180,20 @@ class Ingester:
             summary.operations |= counts.operations
             return rejections, outcomes
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _isolate(
+        self, batch: list[Document], snapshots: bool, summary: Summary, error: PersistenceError
+    ) -> tuple[list[Rejection], list[tuple[int, str]]]:
+        """The database refused what the batch would store: halve it until the lines it refuses are
+        alone, so that every other line still lands."""
+        if len(batch) == 1:
+            number, raw, _ = batch[0]
+            reason = f"INVALID_ARGUMENT: the database refused it: {str(error).strip()}"
+            return [Rejection(number, reason, _text(raw))], []
+        middle = len(batch) // 2
+        first_rejections, first_outcomes = self._batch(batch[:middle], snapshots, summary)
+        rejections, outcomes = self._batch(batch[middle:], snapshots, summary)
+        return first_rejections + rejections, first_outcomes + outcomes
 
     # -- one line ---------------------------------------------------------------------------------
 
@@ -274,7 +295,7 @@ class Ingester:
 
     # -- state ------------------------------------------------------------------------------------
 
-    def _load(self, names: set[str]) -> dict[str, _Known]:
+    def _load(self, names: list[str]) -> dict[str, _Known]:
         """Every named operation's state and event signatures, read from the log in one query."""
         known: dict[str, _Known] = {name: _Known(None, set(), {}) for name in names}
         with self.db.read() as cursor:

@@ -9,6 +9,7 @@ an older etag is ABORTED (optimistic concurrency, as in IAM).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -136,6 +137,35 @@ class Policies:
                 return 0, []
             return audit_policies(self.table.every(cursor))
 
+    def digest(self) -> JSONObject | None:
+        """Each resource's latest policy version and a digest of every change up to it; None for a
+        ledger that never had a policy. `verify_digest` later proves those changes unchanged."""
+        with self.db.snapshot() as cursor:
+            if not self.table.exists(cursor):
+                return None
+            rows = self.table.every(cursor)
+        versions = {row.resource: row.version for row in rows}
+        return {"versions": versions, "digest": policy_digest(rows)}
+
+    def verify_digest(self, saved: object) -> str | None:
+        """What differs from a policies digest taken before (None: nothing): changes made since, at
+        later versions or on other resources, leave it valid."""
+        if not isinstance(saved, dict) or not isinstance(saved.get("versions"), dict):
+            raise invalid("digest.policies", 'expected {"versions": {RESOURCE: VERSION}, "digest": "sha256:..."}')
+        versions = saved["versions"]
+        if not all(type(v) is int for v in versions.values()) or not isinstance(saved.get("digest"), str):
+            raise invalid("digest.policies", "versions must be integers and digest a sha256: text")
+        with self.db.snapshot() as cursor:
+            rows = self.table.every(cursor) if self.table.exists(cursor) else []
+        kept = [row for row in rows if row.version <= versions.get(row.resource, 0)]
+        present = {row.resource: row.version for row in kept}
+        missing = sorted(r for r, v in versions.items() if present.get(r) != v)
+        if missing:
+            return f"the policy changes of {missing[0]!r} up to version {versions[missing[0]]} are not all there"
+        if policy_digest(kept) != saved["digest"]:
+            return "the policy changes up to the digest's versions are not what they were when it was taken"
+        return None
+
     # -- the cache ------------------------------------------------------------------------------
 
     def _current(self) -> dict[str, PolicyChange]:
@@ -152,6 +182,15 @@ class Policies:
                     self._rows = rows
             self._checked = time.monotonic()
             return self._latest
+
+
+def policy_digest(rows: Iterable[PolicyRow]) -> str:
+    """sha256 over every change in resource and version order, each field length-prefixed."""
+    digest = hashlib.sha256()
+    for row in rows:
+        for part in (row.resource.encode("utf-8", "surrogatepass"), str(row.version).encode(), row.payload):
+            digest.update(len(part).to_bytes(8, "big") + part)
+    return "sha256:" + digest.hexdigest()
 
 
 def audit_policies(rows: Iterable[PolicyRow]) -> tuple[int, list[Finding]]:

@@ -77,8 +77,16 @@ def test_succeed_with_response_file_and_wait(ledger_url: str, tmp_path: Path) ->
     assert done["response"] == {"@type": "type.googleapis.com/acme.Build", "id": "7"}  # type: ignore[index]
     assert data(run(ledger_url, "wait", "operations/b", "--timeout", "1")) == done
     data(run(ledger_url, "create", "operations/slow"))
-    waited = data(run(ledger_url, "wait", "operations/slow", "--timeout", "0.3"))
-    assert "done" not in waited  # type: ignore[operator]
+    waited = run(ledger_url, "wait", "operations/slow", "--timeout", "0.3")
+    # Still running when the timeout passed: the latest state on stdout, and not a success.
+    assert waited.exit_code == 1
+    assert "done" not in orjson.loads(waited.stdout)
+    assert waited.stderr.startswith("Error: DEADLINE_EXCEEDED: operations/slow is still running")
+    data(run(ledger_url, "fail", "operations/slow", "--code", "NOT_FOUND", "--message", "gone"))
+    failed = run(ledger_url, "wait", "operations/slow", "--timeout", "1")
+    assert failed.exit_code == 1  # done, but failed: its own code
+    assert orjson.loads(failed.stdout)["error"]["code"] == 5
+    assert failed.stderr.startswith("Error: NOT_FOUND: operations/slow failed: gone")
 
 
 @pytest.mark.parametrize(

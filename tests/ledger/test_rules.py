@@ -241,7 +241,7 @@ BAD_INPUTS: list[tuple[str, Callable[[Ledger], object], str]] = [
     (
         "integer beyond 64 bits",
         lambda lg: lg.create("operations/new", metadata={"@type": META, "n": 2**70}),
-        "metadata",
+        "metadata.n",
     ),
     ("lone surrogate", lambda lg: lg.create("operations/new", verb="\udc80"), "verb"),
     ("non-text key", lambda lg: lg.succeed(OP, response={"@type": META, 1: "a"}), "response"),  # type: ignore[dict-item]

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from ..domain.errors import Code, LedgerError
+from ..storage.urls import DEFAULT_URL, open_backend
 from .boundary import emit, open_ledger
 from .operations import JSON
 
@@ -29,14 +31,23 @@ def audit(ctx: click.Context, names: tuple[str, ...], fmt: str) -> None:
       ledger audit --format text
       ledger audit projects/p/operations/op-1
     """
-    ledger = open_ledger(ctx, create=False)
-    bar = click.progressbar(length=max(ledger.log_end(), 1), label="auditing events", file=sys.stderr)
-    with bar:
-        report = ledger.audit(names or None, progress=bar.update)
+    try:
+        ledger = open_ledger(ctx, create=False)
+        bar = click.progressbar(length=max(ledger.log_end(), 1), label="auditing events", file=sys.stderr)
+        with bar:
+            report = ledger.audit(names or None, progress=bar.update)
+        url = ledger.url
+    except LedgerError as e:
+        if e.code != Code.DATA_LOSS:
+            raise
+        # A damaged file is what audit is for: a finding and exit 3, not an error that looks passing.
+        finding = {"severity": "error", "kind": "integrity", "name": None, "position": None, "detail": e.message}
+        report = {"ok": False, "checked": {"operations": 0, "events": 0}, "findings": [finding]}
+        url = open_backend(ctx.find_root().obj or DEFAULT_URL).redacted_url
     if fmt == "json":
         emit(report)
     else:
-        _print_text(report, ledger.url)
+        _print_text(report, url)
     if not report["ok"]:
         ctx.exit(PROBLEM_FOUND)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -12,6 +13,8 @@ import orjson
 
 from ..application import Ledger
 from ..domain.errors import LedgerError
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command a closed pipe ended
 
 
 class LedgerGroup(click.Group):
@@ -48,6 +51,12 @@ class LedgerGroup(click.Group):
             return super().invoke(ctx)
         except LedgerError as e:
             raise click.ClickException(f"{e.code_name}: {e.message}") from None
+        except BrokenPipeError:
+            # The reader of stdout went away (`ledger export | head`): end quietly, as `cat` would, and
+            # keep Python from reporting the pipe again when it flushes stdout at exit.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(EXIT_BROKEN_PIPE)
 
 
 def open_ledger(ctx: click.Context, *, create: bool = True) -> Ledger:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..domain.errors import Code, LedgerError
 from ..domain.operation import LIFECYCLE_FIELDS
 from .boundary import emit, emit_bytes, emit_lines, open_ledger
 
@@ -20,9 +21,11 @@ class JsonArgument(click.ParamType):  # type: ignore[type-arg]
         if not text.startswith("@"):
             return text
         try:
-            return Path(text[1:]).read_text()
+            return Path(text[1:]).read_bytes().decode("utf-8")
         except OSError as e:
             self.fail(f"cannot read {text[1:]}: {e.strerror}", param, ctx)
+        except UnicodeDecodeError as e:
+            self.fail(f"{text[1:]} is not UTF-8 text (byte {e.start + 1})", param, ctx)
 
 
 JSON = JsonArgument()
@@ -202,16 +205,31 @@ def get(ctx: click.Context, name: str, as_of: str | None, version: int | None) -
 
 @click.command()
 @click.argument("name")
-@click.option("--timeout", type=float, metavar="SECONDS", help="Give up after this long; default: wait forever.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Give up after this long; default: wait forever.",
+)
 @click.pass_context
 def wait(ctx: click.Context, name: str, timeout: float | None) -> None:
     """Poll until the operation is done or the timeout passes; print its latest state.
+
+    Exits 0 only when the operation succeeded: still running when the timeout passed is
+    DEADLINE_EXCEEDED, and an operation that failed exits 1 with its own error code.
 
     \b
     Example:
       ledger wait operations/build-7 --timeout 60
     """
-    emit(open_ledger(ctx, create=False).wait(name, timeout=timeout))
+    op = open_ledger(ctx, create=False).wait(name, timeout=timeout)
+    emit(op)
+    if not op.get("done"):
+        raise LedgerError(Code.DEADLINE_EXCEEDED, f"{name} is still running after {timeout:g} s")
+    error = op.get("error")
+    if error:
+        code = Code(error["code"]) if 0 < error.get("code", 0) <= 16 else Code.UNKNOWN
+        raise LedgerError(code, f"{name} failed: {error.get('message', '')}")
 
 
 @click.command()

@@ -18,7 +18,7 @@ from .operation import (
     Operation,
     default_lifecycle_fields,
 )
-from .values import EMPTY, JSONObject, any_message, check_storable, merge_patch, parse_json, status
+from .values import EMPTY, JSONObject, any_message, check_indexed_text, check_storable, merge_patch, parse_json, status
 
 
 def created_values(
@@ -48,8 +48,8 @@ def created_values(
     if meta is not None:
         _refuse_owned_keys(meta, fields, "metadata")
     return {
-        "verb": _text(verb, "verb"),
-        "target": _text(target, "target"),
+        "verb": _indexed(_text(verb, "verb"), "verb"),
+        "target": _indexed(_text(target, "target"), "target"),
         "api_version": _text(api_version, "apiVersion"),
         "metadata": meta,
         "lifecycle_fields": fields,
@@ -111,6 +111,12 @@ def _refuse_owned_keys(metadata: Mapping[str, Any], lifecycle_fields: str, field
                 f"{field}.{key}",
                 f"is maintained by the ledger (lifecycleFields={lifecycle_fields}); pass it as its own argument",
             )
+
+
+def _indexed(value: str | None, field: str) -> str | None:
+    if value is not None:
+        check_indexed_text(value, field)
+    return value
 
 
 def _text(value: object, field: str) -> str | None:

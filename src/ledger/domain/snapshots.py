@@ -33,7 +33,7 @@ from .operation import (
 )
 from .rendering import render_operation
 from .timestamps import Timestamp, parse_timestamp
-from .values import JSONObject, any_message, status
+from .values import JSONObject, any_message, check_indexed_text, status
 
 Explained = tuple[type[OperationEvent], Timestamp, JSONObject]
 Path = tuple[str | int, ...]
@@ -255,6 +255,8 @@ def _known(metadata: JSONObject | None) -> dict[str, Any]:
                 raise invalid(f"metadata.{key}", "must be true or false")
             if fact != "cancelled" and not isinstance(value, str):
                 raise invalid(f"metadata.{key}", "must be a string")
+            if fact in ("verb", "target") and value:
+                check_indexed_text(value, f"metadata.{key}")
             found[fact] = value or None
             break
     return found

@@ -19,6 +19,9 @@ Timestamp = NewType("Timestamp", int)
 _NS_PER_S = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = _EPOCH.toordinal()
+MIN_TIMESTAMP = Timestamp(int((datetime(1, 1, 1, tzinfo=UTC) - _EPOCH).total_seconds()) * _NS_PER_S)
+_LAST_SECOND = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+MAX_TIMESTAMP = Timestamp((int((_LAST_SECOND - _EPOCH).total_seconds()) + 1) * _NS_PER_S - 1)
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})",
     re.ASCII,  # \d would otherwise take any script's digits
@@ -47,7 +50,10 @@ def parse_timestamp(value: object, field: str) -> Timestamp:
         hours, minutes = int(offset[1:3]), int(offset[4:6])
         if hours > 23 or minutes > 59:
             raise invalid(field, f"{value!r} has an invalid offset {offset}")
-        whole -= sign * timedelta(hours=hours, minutes=minutes)
+        try:
+            whole -= sign * timedelta(hours=hours, minutes=minutes)
+        except OverflowError:  # the offset moves it out of years 1..9999, which datetime holds
+            raise invalid(field, f"{value!r} is outside years 0001..9999 in UTC") from None
     nanos = int((fraction or "").ljust(9, "0"))
     return Timestamp(_seconds(whole) * _NS_PER_S + nanos)
 
@@ -82,8 +88,14 @@ def _parse_canonical(value: str) -> Timestamp | None:
 def from_datetime(value: datetime, field: str = "time") -> Timestamp:
     if value.tzinfo is None or value.utcoffset() is None:
         raise invalid(field, f"{value.isoformat()} has no time zone; give an aware datetime")
-    delta = value - _EPOCH
-    return Timestamp((delta.days * 86_400 + delta.seconds) * _NS_PER_S + delta.microseconds * 1_000)
+    try:
+        delta = value - _EPOCH
+    except OverflowError:  # an aware datetime near year 1 or 9999 whose offset moves it out of range
+        raise invalid(field, f"{value.isoformat()} is outside years 0001..9999 in UTC") from None
+    ts = (delta.days * 86_400 + delta.seconds) * _NS_PER_S + delta.microseconds * 1_000
+    if not MIN_TIMESTAMP <= ts <= MAX_TIMESTAMP:
+        raise invalid(field, f"{value.isoformat()} is outside years 0001..9999 in UTC")
+    return Timestamp(ts)
 
 
 def format_timestamp(ts: Timestamp) -> str:

@@ -84,6 +84,41 @@ class ProjectionEngine:
         current = {view for view, role in rows if role == CURRENT}
         return current == set(VIEWS) and all(role != RETIRED for _, role in rows)
 
+    def not_a_ledger(self) -> str | None:
+        """Why the database cannot be read as a ledger (None when it can), found without writing."""
+        with self.db.read() as cursor:
+            if not log.log_exists(cursor, self.db):
+                return f"it has no event log (table {self.db.events_table_name}): not a ledger, or not initialised"
+            if not self.d.table_exists(cursor, PROJECTIONS_TABLE):
+                return f"it has an event log but no views (table {PROJECTIONS_TABLE})"
+            cursor.execute(self.d.sql(f"SELECT view FROM {self._projections} WHERE role = ?"), (CURRENT,))
+            missing = set(VIEWS) - {row[0] for row in cursor.fetchall()}
+        if missing:
+            return f"{PROJECTIONS_TABLE} names no current generation of the {', '.join(sorted(missing))} view"
+        return None
+
+    def bookkeeping_problems(self, cursor: Cursor) -> list[str]:
+        """What is wrong with `ledger_projections` itself, seen in the transaction on `cursor`: a view
+        without exactly one current generation, a generation whose table is gone (every write would
+        fail), a position past the log's end (new events would stay hidden from reads)."""
+        cursor.execute(f"SELECT view, generation, role, position FROM {self._projections}")
+        rows = [(str(v), int(g), str(r), int(p)) for v, g, r, p in cursor.fetchall()]
+        end = self.log_end(cursor)
+        problems = []
+        for name in VIEWS:
+            current = [(g, p) for v, g, r, p in rows if v == name and r == CURRENT]
+            if len(current) != 1:
+                problems.append(f"the {name} view has {len(current)} current generations, not one")
+            for generation, position in current:
+                if not self.d.table_exists(cursor, VIEWS[name].table(generation)):
+                    problems.append(f"the {name} view's current generation {generation} has no table")
+                if position > end:
+                    problems.append(
+                        f"the {name} view is at position {position}, past the log's end {end}: "
+                        "events recorded up to there would not show in reads"
+                    )
+        return problems
+
     def _point_sql_view(self, cursor: Cursor, name: str, generation: int) -> None:
         view = VIEWS[name]
         plain = sql_view(self.d, name)
@@ -122,6 +157,8 @@ class ProjectionEngine:
     def catch_up(self, role: str = CURRENT, progress: Progress | None = None) -> int:
         """Apply everything recorded after the views' positions; return how many events were applied."""
         applied = 0
+        if self.db.read_only:  # a copy kept out of writers' reach: read the views as they stand
+            return 0
         with self.db.quick() as cursor:  # the common case, nothing new: one statement, no write lock
             cursor.execute(
                 self.d.sql(

@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..domain.timestamps import format_timestamp, parse_timestamp
+from ..domain.timestamps import format_timestamp
 from ..storage.base import Cursor, Dialect
+from .rows import stored_time
 from .views import sql_view
 
 
 def _time(value: str | None) -> str | None:
-    return format_timestamp(parse_timestamp(value, "time")) if value else None
+    return format_timestamp(stored_time(value)) if value else None
 
 
 def operations(cursor: Cursor, d: Dialect, since: int, to: int, chunk: int) -> Iterator[dict[str, Any]]:
@@ -30,7 +31,7 @@ def operations(cursor: Cursor, d: Dialect, since: int, to: int, chunk: int) -> I
         )
         batch = cursor.fetchall()
         for name, parent, state, verb, target, created, ended, code, cancelled, kind, version, position in batch:
-            start, end = parse_timestamp(created, "createTime"), parse_timestamp(ended, "endTime") if ended else None
+            start, end = stored_time(created), stored_time(ended) if ended else None
             yield {
                 "name": name,
                 "parent": parent,

@@ -23,6 +23,11 @@ COMPARATORS = ("<=", ">=", "!=", "=", "<", ">", ":")
 _MEMBER = re.compile(r"[A-Za-z_@][A-Za-z0-9_@\-]*(?:\.[A-Za-z0-9_@\-]+)*")
 _BARE_ARGUMENT = re.compile(r"[^\s()]+")
 _KEYWORDS = ("AND", "OR", "NOT")
+# Limits that keep a filter's SQL within both databases' own (SQLite: 999 variables by default on old
+# builds, an expression tree at most 1,000 deep) and the parser's recursion within Python's.
+MAX_FILTER_CHARS = 8192
+MAX_NESTING = 32  # parentheses and negations, one inside another
+MAX_RESTRICTIONS = 100
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,11 @@ def parse_filter(text: str) -> Node | None:
     """The filter's tree, or None for an empty filter."""
     if "\x00" in text:
         raise filter_error(text.index("\x00"), "a NUL character is not allowed")
+    if len(text) > MAX_FILTER_CHARS:
+        raise invalid("filter", f"longer than {MAX_FILTER_CHARS} characters")
+    surrogate = next((i for i, c in enumerate(text) if "\ud800" <= c <= "\udfff"), None)
+    if surrogate is not None:
+        raise filter_error(surrogate, "a lone surrogate is not valid Unicode text")
     parser = _Parser(text)
     parser.skip_space()
     if parser.at_end():
@@ -74,6 +84,8 @@ def parse_filter(text: str) -> Node | None:
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text, self.pos = text, 0
+        self.depth = 0
+        self.restrictions = 0
 
     def at_end(self) -> bool:
         return self.pos >= len(self.text)
@@ -131,7 +143,11 @@ class _Parser:
             raise filter_error(self.pos, "expected a field name or '('")
         if self.text[self.pos] == "(":
             self.pos += 1
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise filter_error(self.pos - 1, f"more than {MAX_NESTING} parentheses one inside another")
             node = self.expression()
+            self.depth -= 1
             self.skip_space()
             if self.at_end() or self.text[self.pos] != ")":
                 raise filter_error(self.pos, "expected ')'")
@@ -141,6 +157,9 @@ class _Parser:
 
     def restriction(self) -> Restriction:
         start = self.pos
+        self.restrictions += 1
+        if self.restrictions > MAX_RESTRICTIONS:
+            raise filter_error(start, f"more than {MAX_RESTRICTIONS} restrictions in one filter")
         for word in _KEYWORDS:
             if self._peek_keyword(word):
                 raise filter_error(start, f"expected a field name, found the operator {word}")

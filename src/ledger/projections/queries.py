@@ -11,9 +11,10 @@ from typing import Any
 
 import orjson
 
-from ..domain.errors import LedgerError, invalid
+from ..domain.errors import Code, LedgerError, invalid
 from ..domain.names import validate_name
 from ..domain.timestamps import Timestamp
+from ..domain.values import MAX_POSITION
 from ..storage.base import Cursor, Dialect
 from .rows import COLUMNS, sortable_time
 from .views import VersionsView, sql_view
@@ -33,7 +34,7 @@ class ListRequest:
     @property
     def binding(self) -> str:
         """What a page token is bound to: a token is valid only for the request that issued it."""
-        key = orjson.dumps([self.parent, self.filter, self.as_of])
+        key = orjson.dumps([self.parent, self.filter, str(self.as_of)])  # nanoseconds may pass 64 bits
         return hashlib.sha256(key).hexdigest()[:24]
 
 
@@ -60,13 +61,13 @@ def page_size(size: int) -> int:
 def operation_body(cursor: Cursor, d: Dialect, name: str) -> bytes | None:
     cursor.execute(d.sql(f"SELECT body FROM {sql_view(d, 'operations')} WHERE name = ?"), (name,))
     row = cursor.fetchone()
-    return bytes(row[0]) if row else None
+    return _body(row[0]) if row else None
 
 
 def version_body(cursor: Cursor, d: Dialect, name: str, version: int) -> bytes | None:
     cursor.execute(d.sql(f"SELECT body FROM {sql_view(d, 'versions')} WHERE name = ? AND version = ?"), (name, version))
     row = cursor.fetchone()
-    return bytes(row[0]) if row else None
+    return _body(row[0]) if row else None
 
 
 def body_as_of(cursor: Cursor, d: Dialect, name: str, at: Timestamp) -> bytes | None:
@@ -80,7 +81,7 @@ def body_as_of(cursor: Cursor, d: Dialect, name: str, at: Timestamp) -> bytes | 
         (name, when, when),
     )
     row = cursor.fetchone()
-    return bytes(row[0]) if row else None
+    return _body(row[0]) if row else None
 
 
 # What a flat listing (csv, table) shows: the view's own columns, whatever the metadata convention.
@@ -145,7 +146,21 @@ def list_page(cursor: Cursor, d: Dialect, request: ListRequest, view_position: i
     page, more = rows[:size], len(rows) > size
     flat = [dict(zip(FLAT_COLUMNS, row[1:], strict=True)) for row in page]
     token = _encode_token(flat[-1]["create_time"], flat[-1]["name"], request.binding, pinned) if more else ""
-    return Page([bytes(row[0]) for row in page], flat, token)
+    return Page([_body(row[0]) for row in page], flat, token)
+
+
+def _body(stored: Any) -> bytes:
+    """A view's stored Operation JSON, checked to be a JSON object: a row edited by hand into
+    something else is DATA_LOSS naming the cure, not bytes passed on that no client can read."""
+    body = bytes(stored)
+    try:
+        if not isinstance(orjson.loads(body), dict):
+            raise orjson.JSONDecodeError("not an object", "", 0)
+    except orjson.JSONDecodeError:
+        raise LedgerError(
+            Code.DATA_LOSS, "a view row holds a body that is not Operation JSON; `ledger replay` rebuilds the views"
+        ) from None
+    return body
 
 
 def _encode_token(create_time: str, name: str, binding: str, position: int) -> str:
@@ -159,6 +174,8 @@ def _decode_token(token: str, binding: str) -> tuple[str, str, int]:
         create_time, name, bound, position = orjson.loads(raw)
         if not all(isinstance(v, str) for v in (create_time, name, bound)) or type(position) is not int:
             raise TypeError
+        if not 0 <= position <= MAX_POSITION:
+            raise ValueError
     except (binascii.Error, ValueError, TypeError):
         raise invalid("page_token", "is not a page token this ledger issued") from None
     if bound != binding:

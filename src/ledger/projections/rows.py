@@ -6,10 +6,11 @@ from typing import Any
 
 import orjson
 
+from ..domain.errors import Code, LedgerError
 from ..domain.names import parent_of
 from ..domain.operation import Operation, State
 from ..domain.rendering import render_operation
-from ..domain.timestamps import format_sortable, format_timestamp, parse_timestamp
+from ..domain.timestamps import Timestamp, format_sortable, format_timestamp, parse_timestamp
 from ..domain.values import JSONObject
 
 STATES = tuple(s.value for s in State)
@@ -63,11 +64,21 @@ def operation_row(op: Operation) -> tuple[Any, ...]:
     )
 
 
+def stored_time(value: str) -> Timestamp:
+    """A time column as the views store it; one edited into something else is DATA_LOSS."""
+    try:
+        return parse_timestamp(value, "time")
+    except LedgerError:
+        raise LedgerError(
+            Code.DATA_LOSS, f"a view row holds {value!r} as a time; `ledger replay` rebuilds the views"
+        ) from None
+
+
 def flat_row(row: dict[str, Any]) -> JSONObject:
     """View columns under the names the Operation JSON uses, times printed as protobuf prints them."""
 
     def time_text(value: str | None) -> str:
-        return format_timestamp(parse_timestamp(value, "time")) if value else ""
+        return format_timestamp(stored_time(value)) if value else ""
 
     return {
         "name": row["name"],

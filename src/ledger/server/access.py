@@ -18,6 +18,7 @@ import orjson
 
 from ..domain.errors import Code, LedgerError, invalid
 from ..domain.iam import validate_member
+from ..files import staged
 
 TOKEN_BYTES = 32
 _log = logging.getLogger("ledger.server")
@@ -54,10 +55,9 @@ def add_token(path: Path, principal: str) -> str:
     tokens = read_tokens(path)
     token = new_token()
     tokens[principal] = token_hash(token)
-    staged = path.with_name(path.name + ".new")  # a running server never reads a half-written file
-    staged.write_bytes(orjson.dumps(tokens, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
-    staged.chmod(0o600)
-    staged.replace(path)
+    # Staged, so that a running server never reads a half-written file; readable by its owner only.
+    with staged(path, path.with_name(path.name + ".new"), mode=0o600) as out:
+        out.write(orjson.dumps(tokens, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
     return token
 
 

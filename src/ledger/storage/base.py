@@ -55,6 +55,10 @@ class Dialect:
     text: str  # a text column whose comparisons and ordering are by code point, as in Python
     for_update: str = ""  # row locks where the database has them; SQLite's writer lock covers it
 
+    def integrity_problems(self, cursor: Cursor) -> list[str]:
+        """The database's own check of its files and indexes, read only: what it reports wrong."""
+        return []
+
     def serialize_writers(self, cursor: Cursor) -> None:
         """Make concurrent schema changes (first use, rebuild swaps) take turns."""
 
@@ -117,6 +121,8 @@ class Database(ABC):
 
     dialect: Dialect
     events_table: str  # eventsourcing's table, quoted
+    events_table_name: str  # the same, unquoted
+    read_only = False  # opened to read only (a copy the ledger may not write): catch-up leaves the views be
     position_column: str  # its global position: SQLite's rowid, PostgreSQL's notification_id
     conflict_error: type[Exception]  # the driver's error for a unique key already taken
 

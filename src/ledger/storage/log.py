@@ -19,6 +19,10 @@ def end_query(db: Database) -> str:
     return f"SELECT MAX({db.position_column}) FROM {db.events_table}"
 
 
+def log_exists(cursor: Cursor, db: Database) -> bool:
+    return db.dialect.table_exists(cursor, db.events_table_name)
+
+
 def log_end(cursor: Cursor, db: Database) -> int:
     """The position of the last event recorded (0 for an empty log)."""
     cursor.execute(end_query(db))

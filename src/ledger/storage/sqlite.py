@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -57,6 +58,12 @@ class SQLiteDialect(Dialect):
     def in_list(self, column: str, count: int) -> tuple[str, bool]:
         return f"{column} IN ({', '.join('?' * count)})", False
 
+    def integrity_problems(self, cursor: Cursor) -> list[str]:
+        """PRAGMA quick_check: every page and record well formed (not index contents against tables,
+        which integrity_check adds at several times the cost)."""
+        cursor.execute("PRAGMA quick_check(20)")
+        return [str(row[0]) for row in cursor.fetchall() if row[0] != "ok"]
+
     def table_exists(self, cursor: Cursor, name: str) -> bool:
         cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
         return cursor.fetchone() is not None
@@ -67,15 +74,23 @@ class SQLiteDatabase(Database):
     position_column = "rowid"
     conflict_error = sqlite3.IntegrityError
 
-    def __init__(self, path: str, events_table: str) -> None:
+    def __init__(self, path: str, events_table: str, read_only: bool = False) -> None:
         super().__init__()
         self.events_table = f'"{events_table}"'
+        self.events_table_name = events_table
+        self.read_only = read_only
         self._path = path
         self._conn: sqlite3.Connection | None = None
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=10)
+            conn = sqlite3.connect(
+                self._read_only_uri() if self.read_only else self._path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=10,
+                uri=self.read_only,
+            )
             # Views are derived and commit with their log position, so a commit lost to a power cut
             # is projected again: NORMAL (still crash-safe in WAL mode) instead of an fsync a commit.
             # Freed pages of dropped generations need no zeroing either (Debian builds default it on).
@@ -84,6 +99,16 @@ class SQLiteDatabase(Database):
             conn.execute(f"PRAGMA journal_size_limit = {64 * 1024 * 1024}")  # the WAL after `bulk`
             self._conn = conn
         return self._conn
+
+    def _read_only_uri(self) -> str:
+        """A file the ledger may not write (mode 0444, a read-only mount or directory). In WAL mode
+        SQLite needs the -shm file beside it even to read; where it cannot make one, and no WAL is
+        there to read, the file is opened as immutable: nobody can be writing it."""
+        path = urllib.parse.quote(os.path.abspath(self._path))
+        directory = os.path.dirname(os.path.abspath(self._path))
+        if not os.access(directory, os.W_OK) and not os.path.exists(self._path + "-wal"):
+            return f"file:{path}?mode=ro&immutable=1"
+        return f"file:{path}?mode=ro"
 
     @contextmanager
     def _transaction(self, begin: str, synchronous: str = "NORMAL") -> Iterator[sqlite3.Cursor]:
@@ -206,4 +231,12 @@ class SQLiteBackend(Backend):
         yield
 
     def database(self) -> Database:
-        return SQLiteDatabase(self.path, "stored_events")
+        return SQLiteDatabase(self.path, "stored_events", read_only=self.read_only())
+
+    def read_only(self) -> bool:
+        """An existing file the ledger may not write, or in a directory where it cannot make the
+        journal: opened to read only, for audit, verify and reads of a copy kept out of reach."""
+        if not os.path.exists(self.path):
+            return False
+        directory = os.path.dirname(os.path.abspath(self.path))
+        return not os.access(self.path, os.W_OK) or not os.access(directory, os.W_OK)

@@ -43,7 +43,12 @@ def open_backend(url: str) -> Backend:
 def _postgres_settings(url: str) -> PostgresSettings:
     from .postgres import PostgresSettings
 
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsed lazily: a bad port or host shows only when read
+        hostname = parts.hostname
+    except ValueError as e:
+        raise invalid("database URL", f"cannot be parsed: {e}") from None
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     unknown = set(query) - {"host", "schema", "port", "user", "password", "dbname"}
     if unknown:
@@ -51,15 +56,17 @@ def _postgres_settings(url: str) -> PostgresSettings:
     user = unquote(parts.username or "") or query.get("user") or getpass.getuser()
     try:
         port = int(query.get("port") or parts.port or 5432)
+        if not 0 < port < 65536:
+            raise ValueError
     except ValueError:
-        raise invalid("database URL", "the port is not a number") from None
+        raise invalid("database URL", "the port is not a number from 1 to 65535") from None
     schema = query.get("schema", "")
     if schema and not _SCHEMA_NAME.fullmatch(schema):
         raise invalid("database URL", f"schema {schema!r} is not a plain identifier (letters, digits, _; at most 63)")
     return PostgresSettings(
         user=user,
         password=unquote(parts.password or "") or query.get("password", ""),
-        host=query.get("host") or parts.hostname or _default_socket_dir(),
+        host=query.get("host") or hostname or _default_socket_dir(),
         port=port,
         dbname=unquote(parts.path.lstrip("/")) or query.get("dbname") or user,
         schema=schema,
