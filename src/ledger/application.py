@@ -304,6 +304,7 @@ class Ledger:
         if unknown:
             raise invalid("projection", f"{', '.join(unknown)} is not one of {', '.join(VIEWS)}")
         self.parts.engine.rebuild(chosen, progress, total, batch_size)
+        self.parts.db.reclaim()
 
     # -- moving events in and out ----------------------------------------------------------------
 

@@ -22,7 +22,9 @@ LAYERS = {
     "domain": 0,
     "storage": 1,
     "projections": 2,
-    **dict.fromkeys(("recording", "reading", "ingest", "export", "follow", "audit", "policies", "simulate", "files"), 3),
+    **dict.fromkeys(
+        ("recording", "reading", "ingest", "export", "follow", "audit", "policies", "simulate", "files"), 3
+    ),
     "application": 4,
     "": 5,  # the package itself (`from ledger import Ledger`), which imports the facade
     "cli": 6,

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..domain.values import parse_json
-from .boundary import emit, emit_lines, open_ledger
+from .boundary import emit, emit_lines, keep_password_out_of_ps, open_ledger
 from .operations import JSON
 
 
@@ -19,13 +19,26 @@ from .operations import JSON
 @click.option(
     "--tokens",
     "tokens_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),  # missing: every call would be 401
     envvar="LEDGER_TOKENS_FILE",
     help="JSON file of principal -> sha256 token hash (`ledger token new`). Env: LEDGER_TOKENS_FILE.",
 )
 @click.option("--allow-anonymous", is_flag=True, help="Let calls without a token in, as principal allUsers.")
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Ledger worker threads.")
 @click.option("--max-wait", default=60.0, show_default=True, type=click.FloatRange(0), help="Cap on :wait, seconds.")
+@click.option(
+    "--max-connections",
+    default=0,
+    type=click.IntRange(0),
+    help="Open connections at most; past it the longest idle one is closed. 0: 1000, or less under a lower file limit.",
+)
+@click.option(
+    "--request-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds a client has to send a whole request (headers and body).",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -35,6 +48,8 @@ def serve(
     allow_anonymous: bool,
     threads: int,
     max_wait: float,
+    max_connections: int,
+    request_timeout: float,
 ) -> None:
     """Serve google.longrunning Operations over HTTP (OpenAPI at /openapi.json).
 
@@ -52,15 +67,23 @@ def serve(
 
         from ..server.access import Authenticator
         from ..server.app import create_app
+        from ..server.limits import ServerLimits, listening_socket
     except ImportError as e:
         raise click.ClickException(f"the server needs its extra: pip install 'ledger[server]' ({e})") from None
     if tokens_file is None and not allow_anonymous:
         raise click.UsageError("give --tokens FILE, or --allow-anonymous to serve without tokens")
+    keep_password_out_of_ps(ctx)
     authenticator = Authenticator(tokens_file, allow_anonymous)  # a bad tokens file fails here, before serving
     open_ledger(ctx).close()  # create the store and views before the first request, and fail early
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app(ctx.find_root().obj, authenticator, pool_size=threads, max_wait=max_wait)
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+    limits = ServerLimits(max_connections=max_connections, request_timeout=request_timeout)
+    sock = listening_socket(host, port)  # bound here: a busy port is exit 1 with its reason, not uvicorn's 3
+    config = uvicorn.Config(app, access_log=False, log_level="info", **limits.uvicorn_options())
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    if not server.started:
+        raise click.ClickException("UNAVAILABLE: the server did not start (see the log above)")
 
 
 @click.group()

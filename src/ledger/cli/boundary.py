@@ -13,6 +13,7 @@ import orjson
 
 from ..application import Ledger
 from ..domain.errors import LedgerError
+from ..storage.urls import open_backend
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command a closed pipe ended
 
@@ -65,6 +66,25 @@ def open_ledger(ctx: click.Context, *, create: bool = True) -> Ledger:
     ledger = Ledger.open(root.obj, create=create)
     root.call_on_close(ledger.close)
     return ledger
+
+
+def keep_password_out_of_ps(ctx: click.Context) -> None:
+    """For long-running commands (serve, follow): a `--db` URL with a password on the command line is
+    readable by every local user in `ps` for as long as they run. Start again with it in
+    LEDGER_DATABASE_URL, which only the same user (and root) can read in /proc/PID/environ."""
+    url = ctx.find_root().obj
+    if not isinstance(url, str) or not open_backend(url).secret or not sys.argv[0].endswith("ledger"):
+        return
+    args = sys.argv[1:]
+    if url in args and args.index(url) > 0 and args[args.index(url) - 1] == "--db":
+        at = args.index(url) - 1
+        rest = args[:at] + args[at + 2 :]
+    elif f"--db={url}" in args:
+        rest = [a for a in args if a != f"--db={url}"]
+    else:
+        return
+    sys.stdout.flush()
+    os.execve(sys.argv[0], [sys.argv[0], *rest], {**os.environ, "LEDGER_DATABASE_URL": url})  # noqa: S606 - ourselves
 
 
 def emit(value: Any) -> None:

@@ -12,7 +12,7 @@ import orjson
 
 from ..ingest import Rejection
 from ..simulate import simulate_lines
-from .boundary import emit, open_ledger
+from .boundary import emit, keep_password_out_of_ps, open_ledger
 
 SOME_REJECTIONS = 20
 
@@ -154,6 +154,7 @@ def follow(ctx: click.Context, since: int | None) -> None:
     Example:
       ledger follow --since 0 | jq -c 'select(.type == "Failed")'
     """
+    keep_password_out_of_ps(ctx)
     ledger = open_ledger(ctx, create=False)
     out = sys.stdout.buffer
     try:

@@ -8,6 +8,7 @@ The ledger accepts every such name and only refuses what no URL or shell could c
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from .errors import invalid
 
@@ -19,7 +20,7 @@ def validate_name(name: object, field: str = "name") -> str:
     """The name unchanged when it is a valid operation name; INVALID_ARGUMENT naming the flaw otherwise.
 
     Valid: non-empty, at most 1,024 bytes of UTF-8, no whitespace, control characters, `?` or `#`,
-    and no empty segment.
+    no invisible format characters (bidi controls, zero-width), no empty, `.` or `..` segment.
     """
     if not isinstance(name, str) or not name:
         raise invalid(field, "an operation name is required (e.g. projects/p/operations/op-1)")
@@ -32,8 +33,14 @@ def validate_name(name: object, field: str = "name") -> str:
     bad = _BAD_CHAR.search(name)
     if bad:
         raise invalid(field, f"{name!r} contains {bad.group()!r}, which a name may not hold")
-    if "" in name.split("/"):
+    segments = name.split("/")
+    if "" in segments:
         raise invalid(field, f"{name!r} has an empty segment")
+    if "." in segments or ".." in segments:  # a URL path or file path would resolve it to another name
+        raise invalid(field, f"{name!r} has a '.' or '..' segment")
+    hidden = None if name.isascii() else next((c for c in name if unicodedata.category(c) == "Cf"), None)
+    if hidden is not None:  # bidi controls and zero-width characters show a name other than it is
+        raise invalid(field, f"{name!r} contains the invisible format character U+{ord(hidden):04X}")
     return name
 
 

@@ -183,6 +183,12 @@ class SQLiteDatabase(Database):
                 cursor.execute("PRAGMA wal_autocheckpoint = 1000")
                 cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
+    def reclaim(self) -> None:
+        """VACUUM: a rebuild drops a whole generation of the views, which otherwise stays in the file
+        as free pages (about half of it). It rewrites the file once, holding the writer lock."""
+        with self.quick() as cursor:
+            cursor.execute("VACUUM")
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
