@@ -85,7 +85,7 @@ def _closed_by_server(sock: socket.socket) -> bool:
 
 
 def test_a_poisoned_line_in_posted_events_leaves_every_other_line_landed(server: Server) -> None:
-    events = [
+    events: list[dict[str, object]] = [
         {"type": "Created", "name": f"poisoned/operations/p{i}", "occurredAt": "2026-01-01T00:00:00Z"} for i in range(9)
     ]
     events[2]["occurredAt"] = "0001-01-01T00:00:00+01:00"
