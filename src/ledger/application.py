@@ -22,7 +22,7 @@ from .domain.names import validate_name
 from .domain.operation import CancelRequested, Deleted, Failed, OperationEvent, Progressed, Succeeded, repeats_cancel
 from .domain.rendering import render_operation
 from .domain.timestamps import Timestamp, now, parse_timestamp
-from .domain.values import JSONObject, check_position
+from .domain.values import MAX_POSITION, JSONObject, check_position
 from .projections import queries
 from .projections.engine import Progress, ProjectionEngine
 from .projections.rows import flat_row
@@ -239,8 +239,8 @@ class Ledger:
         name = validate_name(name)
         if isinstance(as_of, bool):
             raise invalid("as_of", "give a version number or a time")
-        if isinstance(as_of, int) and as_of < 1:
-            raise invalid("version", f"{as_of} is not a version; versions start at 1")
+        if isinstance(as_of, int) and not 1 <= as_of <= MAX_POSITION:
+            raise invalid("version", f"{as_of} is not a version (1..{MAX_POSITION})")
         version = as_of if isinstance(as_of, int) else None
         when = None if as_of is None or version is not None else parse_timestamp(as_of, "as_of")
         return self.parts.reader.operation(name, version, when)

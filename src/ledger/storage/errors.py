@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from eventsourcing.persistence import (
+    DataError,
     IntegrityError,
     InterfaceError,
     MapperDeserialisationError,
@@ -35,6 +36,8 @@ def driver_errors(driver: Any) -> Iterator[None]:
         raise OperationalError(e) from e
     except driver.Error as e:
         raise PersistenceError(e) from e
+    except OverflowError as e:  # sqlite3's for an integer past 64 bits, outside its Error hierarchy
+        raise DataError(e) from e
 
 
 # What a driver's error says about retrying, read from the error itself: PostgreSQL's SQLSTATE
@@ -59,7 +62,7 @@ def _driver_error(error: BaseException) -> BaseException:
     """The driver's own exception under eventsourcing's wrapper."""
     seen: BaseException | None = error
     while seen is not None:
-        if hasattr(seen, "sqlstate") or hasattr(seen, "sqlite_errorname"):
+        if hasattr(seen, "sqlstate") or hasattr(seen, "sqlite_errorname") or isinstance(seen, OverflowError):
             return seen
         seen = seen.__cause__ or (seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None)
     return error
@@ -71,7 +74,7 @@ def _kind(error: BaseException) -> str:
     state = getattr(driver, "sqlstate", None) or ""
     name = getattr(driver, "sqlite_errorname", None) or ""
     text = str(driver)
-    if state[:2] in _REFUSED_SQLSTATE_CLASSES or name in _REFUSED_SQLITE:
+    if state[:2] in _REFUSED_SQLSTATE_CLASSES or name in _REFUSED_SQLITE or isinstance(driver, OverflowError):
         return "refused"
     if state in _FULL_SQLSTATES[:1] or name in _FULL_SQLITE:
         return "full"
