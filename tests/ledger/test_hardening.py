@@ -312,3 +312,14 @@ def test_a_policy_change_forged_and_rehashed_fails_verify(ledger: Ledger) -> Non
     result = ledger.verify(saved)
     assert not result["ok"] and not result["policies"]["ok"]
     ledger.set_policy("projects/q", policy, principal="user:admin@example.com")  # later changes: still valid
+
+
+def test_reads_and_writes_without_the_bookkeeping_table_are_failed_precondition_not_aborted(ledger: Ledger) -> None:
+    ledger.create("operations/a", occurred_at=T0)
+    with ledger.parts.db.write() as cursor:
+        cursor.execute(f"DROP TABLE {ledger.parts.db.dialect.table('ledger_projections')}")
+    for call in (lambda: ledger.get("operations/a"), lambda: ledger.create("operations/b"), ledger.list):
+        with pytest.raises(LedgerError) as raised:
+            call()
+        assert raised.value.code == Code.FAILED_PRECONDITION and "ledger init" in raised.value.message
+    assert log_length(ledger) == 1

@@ -47,14 +47,8 @@ _REFUSED_SQLITE = ("SQLITE_TOOBIG", "SQLITE_MISMATCH", "SQLITE_RANGE")
 _FULL_SQLSTATES = ("53100", "53200", "53300")  # disk full, out of memory, too many connections
 _FULL_SQLITE = ("SQLITE_FULL", "SQLITE_NOMEM")
 _SCHEMA_SQLSTATES = ("42P01", "42703", "42804", "42P07")  # no such table / column, a type that differs
-_SCHEMA_SQLITE_TEXT = (
-    "no such table",
-    "no such column",
-    "has no column named",
-    "too many SQL variables",
-    "Expression tree is too large",
-    "parser stack overflow",
-)
+_SCHEMA_SQLITE_TEXT = ("no such table", "no such column", "has no column named")
+_TOO_LARGE_SQLITE_TEXT = ("too many SQL variables", "Expression tree is too large", "parser stack overflow")
 _CORRUPT_SQLITE = ("SQLITE_CORRUPT",)
 
 
@@ -80,6 +74,8 @@ def _kind(error: BaseException) -> str:
         return "full"
     if state in _SCHEMA_SQLSTATES or (name == "SQLITE_ERROR" and any(t in text for t in _SCHEMA_SQLITE_TEXT)):
         return "schema"
+    if name == "SQLITE_ERROR" and any(t in text for t in _TOO_LARGE_SQLITE_TEXT):
+        return "too-large"  # a statement past the database's limits: the filter that made it
     if name in _CORRUPT_SQLITE or state in ("XX001", "XX002"):  # a damaged page or index
         return "corrupt"
     if name == "SQLITE_NOTADB":
