@@ -2,13 +2,15 @@
 HTTP requests beyond what the OpenAPI document describes (bodies, paths, headers).
 
 Each finds no traceback and no 5xx, and every refused input leaves the log as it was. Examples are
-few and derandomized (`make test` stays fast, and CI sees the same inputs every run); the strategies
+few and derandomized (`make test` stays fast, and CI sees the same inputs every run;
+LEDGER_FUZZ_EXAMPLES=N searches further with fresh inputs); the strategies
 lean on the values that once broke things: numbers past 64 bits, deep nesting, the calendar's ends,
 long text, surrogates and invisible characters.
 """
 
 from __future__ import annotations
 
+import os
 import string
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,9 +30,11 @@ from ledger.server.access import add_token
 from ..server.serving import Server, start
 from ..support import backend_url, log_length
 
+# LEDGER_FUZZ_EXAMPLES=2000 searches deeper, with fresh random inputs each run (not in `make test`).
+DEEPER = int(os.environ.get("LEDGER_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(
-    max_examples=60,
-    derandomize=True,
+    max_examples=DEEPER or 60,
+    derandomize=not DEEPER,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -139,6 +139,7 @@ def test_ingest_saves_operations_in_file_order(ledger: Ledger) -> None:
         lambda lg: lg.list(filter="(" * 196 + "done = true" + ")" * 196),
         lambda lg: lg.list(filter=" OR ".join(["done = true"] * 1001)),
         lambda lg: lg.list(filter='name = "\ud800"'),
+        lambda lg: lg.list(filter="\ud800", page_token="0"),
         lambda lg: lg.list(page_token="WyJhIiwiYiIsImMiLDEwMDAwMDAwMDAwMDAwMDAwMDAwMF0"),
         lambda lg: lg.create("operations/a/../b"),
         lambda lg: lg.create("operations/\u202eevil"),
@@ -318,8 +319,20 @@ def test_reads_and_writes_without_the_bookkeeping_table_are_failed_precondition_
     ledger.create("operations/a", occurred_at=T0)
     with ledger.parts.db.write() as cursor:
         cursor.execute(f"DROP TABLE {ledger.parts.db.dialect.table('ledger_projections')}")
-    for call in (lambda: ledger.get("operations/a"), lambda: ledger.create("operations/b"), ledger.list):
+    calls: list[Callable[[], object]] = [lambda: ledger.get("operations/a"), lambda: ledger.create("operations/b")]
+    for call in [*calls, ledger.list]:
         with pytest.raises(LedgerError) as raised:
             call()
         assert raised.value.code == Code.FAILED_PRECONDITION and "ledger init" in raised.value.message
     assert log_length(ledger) == 1
+
+
+def test_a_full_database_is_resource_exhausted_not_unavailable(tmp_path: Path) -> None:
+    with Ledger.open(f"sqlite:///{tmp_path}/full.db") as lg:
+        lg.create("operations/a", occurred_at=T0)
+        with lg.parts.db.quick() as cursor:  # SQLite's own "database or disk is full", without filling a disk
+            cursor.execute("PRAGMA page_count")
+            cursor.execute(f"PRAGMA max_page_count = {int(cursor.fetchone()[0])}")
+        with pytest.raises(LedgerError) as raised:
+            lg.ingest(_lines(*({"type": "Created", "name": f"operations/f{i}", "occurredAt": T0} for i in range(500))))
+        assert raised.value.code == Code.RESOURCE_EXHAUSTED, raised.value

@@ -114,8 +114,8 @@ def list_page(cursor: Cursor, d: Dialect, request: ListRequest, view_position: i
     from .filters import parse_filter
 
     size = page_size(request.page_size)
+    condition = compile_filter(parse_filter(request.filter), d)  # first: the token's binding holds the filter
     after = _decode_token(request.page_token, request.binding) if request.page_token else None
-    condition = compile_filter(parse_filter(request.filter), d)
     where, params = [condition.sql], list(condition.params)
     if request.parent is not None:
         where.append("parent = ?")

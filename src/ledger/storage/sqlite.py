@@ -123,7 +123,8 @@ class SQLiteDatabase(Database):
                     yield cursor
                 except BaseException:
                     cursor.close()
-                    connection.execute("ROLLBACK")
+                    if connection.in_transaction:  # SQLite rolls back itself on some errors (disk full)
+                        connection.execute("ROLLBACK")
                     raise
                 # Close first: a statement not read to its end keeps its snapshot after COMMIT, and
                 # later reads on this connection would not see newer writes.
