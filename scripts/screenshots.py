@@ -56,7 +56,7 @@ def shots(page: object, base: str, out: Path) -> None:
     page.goto(f"{base}/ui/#/op/{FAILED_OPERATION}")
     page.wait_for_selector("#chain:not(:empty)")
     page.wait_for_selector("#version pre.json")
-    page.wait_for_function("document.getElementById('chain').textContent.includes('intact')")
+    page.wait_for_function("() => document.getElementById('chain').textContent.includes('intact')")
     save(page, out / "ui-operation.png")
     page.goto(f"{base}/ui/#/audit")
     page.click("#run-audit")

@@ -118,7 +118,7 @@ class FleetIndex:
     def visible(self, may_list: Callable[[str], bool]) -> Iterable[tuple[str, Row]]:
         """The rows in collections the caller may list (asked once per parent)."""
         allowed: dict[str, bool] = {}
-        for name, row in list(self.rows.items()):
+        for name, row in tuple(self.rows.items()):  # a copy made at once, while a refresh may be adding
             ok = allowed.get(row.parent)
             if ok is None:
                 ok = allowed[row.parent] = may_list(row.parent)

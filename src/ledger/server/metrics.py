@@ -103,13 +103,15 @@ class Metrics:
             any_kind.inc(count)
 
 
-def route_name(method: str, path: str) -> str:
-    """A route label of bounded cardinality: the method a /v1 path calls, never the name in it."""
+def route_name(method: str, path: str, explorer: frozenset[str] = frozenset()) -> str:
+    """A route label of bounded cardinality: the method a /v1 path calls, never the name in it, and
+    the explorer's endpoint when it is one of `explorer`."""
     if path.startswith("/v1/"):
         call = route(method, path)
         return f"v1.{call.method}" if call else "v1.unrouted"
     if path.startswith("/ui/api/"):
-        return "ui.api." + path.removeprefix("/ui/api/").split("/")[0][:32]
+        endpoint = path.removeprefix("/ui/api/")
+        return f"ui.api.{endpoint}" if endpoint in explorer else "ui.api.unrouted"
     if path == "/ui" or path.startswith("/ui/"):
         return "ui.static"
     if path in ("/metrics", "/healthz", "/readyz", "/openapi.json"):
@@ -121,10 +123,13 @@ class RequestMetricsMiddleware:
     """ASGI middleware: counts and times each HTTP request, and writes a JSON access log line when
     asked to (one object a line on the `ledger.access` logger)."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool = False) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, access_log: bool = False, explorer: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
+        self.explorer = explorer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -144,7 +149,7 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, sending)
         finally:
             seconds = time.perf_counter() - started
-            name = route_name(scope["method"], scope["path"])
+            name = route_name(scope["method"], scope["path"], self.explorer)
             self.metrics.observe_request("http", name, str(answer["status"]), seconds)
             if self.access_log:
                 _access_log.info(_access_line(scope, name, answer, seconds).decode())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware import Middleware
@@ -24,15 +25,15 @@ from .metrics import Metrics, RequestMetricsMiddleware
 from .ui import ui_routes
 from .ui.api import ExplorerApi, json_response
 
+if TYPE_CHECKING:
+    from .app import Service
+
 _log = logging.getLogger("ledger.server")
 READY_TIMEOUT = 5.0
 
 
 class Observability:
-    def __init__(self, service: object, *, access_log: bool = False) -> None:
-        from .app import Service
-
-        assert isinstance(service, Service)
+    def __init__(self, service: Service, *, access_log: bool = False) -> None:
         self.pool = service.pool
         self.metrics = Metrics()
         self.fleet = FleetIndex(self.metrics)
@@ -49,7 +50,10 @@ class Observability:
         ]
 
     def middleware(self) -> list[Middleware]:
-        return [Middleware(RequestMetricsMiddleware, metrics=self.metrics, access_log=self.access_log)]
+        endpoints = frozenset(self.api.handlers())
+        return [
+            Middleware(RequestMetricsMiddleware, metrics=self.metrics, access_log=self.access_log, explorer=endpoints)
+        ]
 
     def start(self) -> None:
         """Reads the fleet once in the background, so the first page and scrape find it ready."""

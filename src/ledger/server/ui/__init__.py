@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .api import ExplorerApi, unknown
+from ...errors import invalid
+from .api import ExplorerApi, error_response, unknown
 
 FILES = {  # what /ui/<path> serves: the page shell, its script and its style
     "": ("index.html", "text/html; charset=utf-8"),
@@ -41,13 +42,10 @@ def ui_routes(api: ExplorerApi) -> list[BaseRoute]:
 
     async def endpoint(request: Request) -> Response:
         method, handler = endpoints.get(request.path_params["endpoint"], ("", None))
-        if handler is None or request.method != method:
-            name = request.path_params["endpoint"]
-
-            async def missing(request: Request) -> Response:
-                raise unknown(request) if name not in endpoints else _wrong_method(request, method)
-
-            return await api.answer(request, missing)
+        if handler is None:
+            return error_response(unknown(request))
+        if request.method != method:
+            return error_response(invalid("method", f"{request.scope['path']} takes {method}, not {request.method}"))
         return await api.answer(request, handler)
 
     async def root(request: Request) -> Response:
@@ -58,9 +56,3 @@ def ui_routes(api: ExplorerApi) -> list[BaseRoute]:
         Route("/ui/api/{endpoint}", endpoint, methods=["GET", "POST"]),
         Route("/ui/{file:path}", page_file, methods=["GET"]),
     ]
-
-
-def _wrong_method(request: Request, method: str) -> Exception:
-    from ...errors import invalid
-
-    return invalid("method", f"{request.scope['path']} takes {method}, not {request.method}")

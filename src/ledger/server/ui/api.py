@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import orjson
 from starlette.requests import Request
@@ -27,18 +28,21 @@ from ..errors import error_body
 from ..fleet import FleetIndex, Row, Window
 from ..metrics import PRINCIPAL_KEY, Metrics
 
+if TYPE_CHECKING:
+    from ..app import Service
+
 JSON = "application/json"
 LIST = "ledger.operations.list"
 GET = "ledger.operations.get"
 MAX_TIMELINE_ROWS = 20000
 Handler = Callable[[Request], Awaitable[Response]]
+ENDPOINTS = frozenset(
+    {"whoami", "list", "facets", "timeline", "operation", "history", "check", "audit", "digest", "verify"}
+)
 
 
 class ExplorerApi:
-    def __init__(self, service: object, fleet: FleetIndex, metrics: Metrics) -> None:
-        from ..app import Service
-
-        assert isinstance(service, Service)
+    def __init__(self, service: Service, fleet: FleetIndex, metrics: Metrics) -> None:
         self.service = service
         self.pool = service.pool
         self.fleet = fleet
@@ -64,11 +68,7 @@ class ExplorerApi:
         try:
             return await handler(request)
         except LedgerError as e:
-            status, body = error_body(e)
-            response = Response(body, status_code=status, media_type=JSON)
-            if status == 401:
-                response.headers["WWW-Authenticate"] = 'Bearer realm="ledger"'
-            return response
+            return error_response(e)
 
     async def _caller(self, request: Request, permission: str, resource: str) -> str | None:
         principal = self.service.auth.principal(request.headers.get("authorization"))
@@ -209,6 +209,14 @@ def _integer(value: str, field: str) -> int:
     if not text.lstrip("-").isdigit() or len(text) > 19:
         raise invalid(field, f"{value!r} is not an integer")
     return int(text)
+
+
+def error_response(error: LedgerError) -> Response:
+    status, body = error_body(error)
+    response = Response(body, status_code=status, media_type=JSON)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="ledger"'
+    return response
 
 
 def unknown(request: Request) -> LedgerError:

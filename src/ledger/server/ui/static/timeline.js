@@ -53,8 +53,13 @@ class Timeline {
     this.to = first.json.to;
     if (!this.cursor || this.cursor < this.from || this.cursor > this.to) this.cursor = Math.round((this.from + this.to) / 2);
     this.take(first.json);
+    performance.mark("ledger:timeline");  // the first bars drawn (bench/ui.py reads it)
     this.bind();
-    new ResizeObserver(() => this.draw()).observe(this.canvas.parentElement);
+    const resized = new ResizeObserver(() => {
+      if (this.canvas.isConnected) this.draw();
+      else resized.disconnect();  // the page was left
+    });
+    resized.observe(this.canvas.parentElement);
     this.cursorChanged();
   }
 
@@ -98,7 +103,7 @@ class Timeline {
   timeAt(px, width) { return this.from + (px / width) * (this.to - this.from); }
 
   draw() {
-    if (!this.data) return;
+    if (!this.data || !this.canvas.isConnected) return;  // the page may have been left meanwhile
     const { width, laneHeight, height } = this.geometry();
     const ratio = window.devicePixelRatio || 1;
     this.canvas.width = Math.round(width * ratio);
@@ -194,8 +199,10 @@ class Timeline {
   }
 
   async refetch() {
+    if (!this.canvas.isConnected) return;
     const from = Math.round(this.from), to = Math.round(this.to);
     const answer = await api("timeline", { from, to });
+    if (!this.canvas.isConnected) return;
     if (answer.ok && answer.json.from === Math.round(this.from) && answer.json.to === Math.round(this.to)) this.take(answer.json);
     history.replaceState(null, "", `#/timeline?from=${from}&to=${to}&cursor=${Math.round(this.cursor)}`);
   }
@@ -310,6 +317,7 @@ class Timeline {
   }
 
   async loadCursorList() {
+    if (!this.canvas.isConnected) return;
     const asOf = new Date(Math.round(this.cursor)).toISOString();
     const running = document.getElementById("running-only").checked;
     document.getElementById("cursor-title").textContent = `${running ? "Running" : "Present"} at ${fmtTime(asOf)}`;
@@ -318,7 +326,7 @@ class Timeline {
       api("facets", { asOf }),
     ]);
     const body = document.getElementById("cursor-rows");
-    if (!body) return;
+    if (!body || !this.canvas.isConnected) return;
     if (!list.ok) { body.innerHTML = `<tr><td colspan="4" class="error">${esc(errorText(list.error))}</td></tr>`; return; }
     const rows = list.json.rows;
     body.innerHTML = rows.length ? rows.map((row) => `<tr><td class="name">${nameLink(row.name)}</td><td>${badge(stateAt(row, this.cursor))}</td>

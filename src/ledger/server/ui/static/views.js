@@ -77,6 +77,7 @@ export async function operationPage(main, name, params) {
       <button type="button" id="save-history">Download history (ledger history)</button></div>
     <div class="chain" id="chain" aria-live="polite">Checking the hash chain…</div>
     <div class="strip" id="strip" aria-hidden="true">${stripHtml(events)}</div>
+    <div class="strip-ends muted" aria-hidden="true"><span>${esc(fmtTime(events[0].occurredAt))}</span><span>${esc(fmtTime(last.occurredAt))}</span></div>
     <div class="op-grid">
       <section class="panel" aria-label="Events"><h2>${events.length} events over ${fmtSpan(Date.parse(last.occurredAt) - Date.parse(events[0].occurredAt))}</h2>
         <p class="muted">↑ ↓ move between versions.</p>
