@@ -62,12 +62,12 @@ function eventListHtml(events) {
 export async function operationPage(main, name, params) {
   setAsOfFlag("");
   main.innerHTML = `<p class="muted">Loading ${esc(name)}…</p>`;
-  const [current, history] = await Promise.all([api("operation", { name }), api("history", { name })]);
-  if (!history.ok) {
-    main.innerHTML = `<h1>${esc(name)}</h1><p class="error">${esc(errorText(history.error))}</p>`;
+  const [current, past] = await Promise.all([api("operation", { name }), api("history", { name })]);
+  if (!past.ok) {
+    main.innerHTML = `<h1>${esc(name)}</h1><p class="error">${esc(errorText(past.error))}</p>`;
     return;
   }
-  const events = history.json;
+  const events = past.json;
   const last = events[events.length - 1];
   const deleted = last.type === "Deleted";
   const state = deleted ? "DELETED" : current.ok ? stateOf(current.json) : "—";
@@ -85,7 +85,7 @@ export async function operationPage(main, name, params) {
       <section class="panel" id="version" aria-live="polite"></section>
     </div>`;
   main.querySelectorAll("#strip [data-left]").forEach((dot) => { dot.style.left = `${dot.dataset.left}%`; });
-  document.getElementById("save-history").onclick = () => download(history.text, `${name.replaceAll("/", "_")}.history.json`);
+  document.getElementById("save-history").onclick = () => download(past.text, `${name.replaceAll("/", "_")}.history.json`);
   if (current.ok) document.getElementById("save-current").onclick = () => download(current.text, `${name.replaceAll("/", "_")}.json`);
   const wanted = Number(params.get("v")) || Number(last.version);
   const page = { name, events, select: null };
