@@ -234,6 +234,7 @@ def ui_section(out: list[str], results: Path) -> None:
         "window holds every operation; the server sends at most 20,000 bars and counts the rest. The last",
         "column is the first facets answer after the server reported ready: the fleet index it reads at",
         "start (every live operation and every event, through the export feeds) must be complete first.",
+        "Other work shared the machine while these ran (2026-12-04), so the worst cases carry its noise.",
         "",
         "| backend | operations | fleet: first paint ms | fleet: rows drawn ms | timeline, whole fleet: bars "
         "| drawn ms | timeline, last 6 h: bars | drawn ms | filter round-trip ms, median over filters "
