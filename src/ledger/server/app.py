@@ -408,7 +408,7 @@ def create_app(
         # Paths the router cannot match (a newline in a segment, say) still answer in the envelope.
         return _error(LedgerError(Code.NOT_FOUND, f"no method at {request.method} {request.scope['path']}"))
 
-    return Starlette(
+    app = Starlette(
         routes=[
             *extras.routes(),
             Route("/openapi.json", openapi, methods=["GET"]),
@@ -418,3 +418,5 @@ def create_app(
         middleware=extras.middleware(),
         lifespan=lifespan,
     )
+    app.state.metrics = extras.metrics  # another front end (a gRPC port) counts its calls with observe_request
+    return app

@@ -266,7 +266,7 @@ async function loadRows(state, tokens) {
     return;
   }
   const operations = answer.json.rows;
-  body.innerHTML = operations.length ? operations.map(rowHtml).join("") : `<tr><td colspan="6" class="empty">No operation matches.</td></tr>`;
+  body.innerHTML = operations.length ? operations.map((row) => rowHtml(row, state.asOf)).join("") : `<tr><td colspan="6" class="empty">No operation matches.</td></tr>`;
   performance.mark("ledger:rows");
   const next = answer.json.nextPageToken;
   const nextButton = document.getElementById("next");
@@ -285,8 +285,9 @@ async function loadRows(state, tokens) {
   };
 }
 
-function rowHtml(row) {
-  const span = (row.endTime ? Date.parse(row.endTime) : Date.now()) - Date.parse(row.createTime);
+// A row of the list; `asOf` (or now) ends the span of one that was running then.
+function rowHtml(row, asOf) {
+  const span = (row.endTime ? Date.parse(row.endTime) : asOf ? Date.parse(asOf) : Date.now()) - Date.parse(row.createTime);
   return `<tr><td class="name">${nameLink(row.name)}</td><td>${badge(row.state)}</td>
     <td>${esc(row.verb || "")}</td><td class="time">${fmtTime(row.createTime)}</td><td class="time">${fmtTime(row.endTime)}</td>
     <td class="num">${fmtSpan(span)}${row.endTime ? "" : " …"}</td></tr>`;
