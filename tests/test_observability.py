@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ledger import Ledger
 from ledger.server.access import add_token
 from ledger.server.metrics import route_name
+from ledger.simulate import simulate_lines
 
 from .conftest import PG_DSN, drop_schema, with_schema
 from .pgproxy import Proxy
@@ -264,3 +265,58 @@ def test_readyz_is_503_while_postgresql_is_unreachable_and_200_after(tmp_path: P
         server.stop()
         proxy.stop()
         drop_schema(PG_DSN, schema)
+
+
+def test_facets_as_of_agree_with_the_list_as_of(server: Server) -> None:
+    with Ledger.open(server.url) as lg:
+        lg.ingest(simulate_lines(200))  # the same workload again is all duplicates: nothing changes
+        times = ("2026-01-01T00:30:00Z", "2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z")
+        expected = {
+            at: {
+                state: len(_every(lg, at, f'state = "{state}"'))
+                for state in ("RUNNING", "SUCCEEDED", "FAILED", "CANCELLED")
+            }
+            for at in times
+        }
+    with server.client(ADMIN) as client:
+        settled(lambda: client.get("/ui/api/facets", params={"asOf": times[-1]}).json()["total"] > 0)
+        for at in times:
+            facets = client.get("/ui/api/facets", params={"asOf": at}).json()
+            assert facets["state"] == expected[at], at
+            assert facets["total"] == sum(expected[at].values())
+
+
+def settled(condition: Callable[[], bool]) -> None:
+    """Waits for the explorer's fleet index, which rereads the log at most twice a second."""
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline, "the explorer did not catch up within 5 s"
+        time.sleep(0.1)
+
+
+def _every(lg: Ledger, at: str, filter_: str) -> list[str]:
+    names, token = [], ""
+    while True:
+        page = lg.list(filter=filter_, as_of=at, page_size=1000, page_token=token)
+        names += [op["name"] for op in page.get("operations", [])]
+        token = page.get("nextPageToken", "")
+        if not token:
+            return names
+
+
+def test_a_deleted_operation_leaves_the_timeline_and_is_counted(server: Server) -> None:
+    name = f"projects/del{uuid.uuid4().hex[:8]}/operations/gone"
+    with Ledger.open(server.url) as lg:
+        lg.create(name, verb="delete-test", occurred_at="2026-04-01T10:00:00Z")
+    window = {"from": str(1775037600000 - 1000), "to": str(1775037600000 + 1000)}  # 2026-04-01T10:00:00Z
+    with server.client(ADMIN) as client:
+        settled(lambda: name in client.get("/ui/api/timeline", params=window).json()["name"])
+        before = scrape(server)
+        with Ledger.open(server.url) as lg:
+            lg.delete(name, occurred_at="2026-04-01T10:05:00Z")
+        after = scrape(server)  # a scrape reads the log up to now, so the timeline is current after it
+        assert name not in client.get("/ui/api/timeline", params=window).json()["name"]
+    assert value(after, "ledger_events_recorded_total", type="Deleted") == (
+        value(before, "ledger_events_recorded_total", type="Deleted") + 1
+    )
+    assert value(after, "ledger_operations", state="RUNNING") == value(before, "ledger_operations", state="RUNNING") - 1
