@@ -171,6 +171,10 @@ def test_downloads_are_the_cli_output_byte_for_byte(server: Server) -> None:
         parent = name.rsplit("/operations/", 1)[0]
         assert client.get("/ui/api/list", params={"parent": parent}).content == cli("list", parent)
         assert client.get("/ui/api/digest").content == cli("digest")
+        digest = client.get("/ui/api/digest").content
+        assert client.post("/ui/api/verify", content=digest).json()["ok"] is True
+        too_big = client.post("/ui/api/verify", content=b" " * (65 * 1024))
+        assert too_big.status_code == 400 and "larger than" in too_big.json()["error"]["message"]
         check = client.get("/ui/api/check", params={"name": name}).json()
         assert check["ok"] is True and check["checked"] == {"operations": 1, "events": 3}
 

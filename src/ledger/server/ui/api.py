@@ -36,6 +36,7 @@ JSON = "application/json"
 LIST = "ledger.operations.list"
 GET = "ledger.operations.get"
 MAX_TIMELINE_ROWS = 20000
+MAX_DIGEST_BYTES = 64 * 1024
 Handler = Callable[[Request], Awaitable[Response]]
 ENDPOINTS = frozenset(
     {"whoami", "list", "facets", "timeline", "operation", "history", "check", "audit", "digest", "verify"}
@@ -87,7 +88,8 @@ class ExplorerApi:
     async def list_page(self, request: Request) -> Response:
         query = request.query_params
         parent = query.get("parent")
-        await self._caller(request, LIST, parent.removesuffix("/operations") if parent else "")
+        collection = "" if not parent or parent == "operations" else parent.removesuffix("/operations")
+        await self._caller(request, LIST, collection)
         size = _integer(query.get("pageSize", "0"), "pageSize")
 
         filter_, token, as_of = query.get("filter", ""), query.get("pageToken", ""), query.get("asOf") or None
@@ -181,7 +183,11 @@ class ExplorerApi:
 
     async def verify(self, request: Request) -> Response:
         await self._caller(request, LIST, "")
-        saved = await request.body()
+        saved = b""
+        async for chunk in request.stream():
+            saved += chunk
+            if len(saved) > MAX_DIGEST_BYTES:
+                raise invalid("digest", f"larger than {MAX_DIGEST_BYTES} bytes; a digest is one small JSON object")
         if not saved.strip():
             raise invalid("digest", 'give the digest JSON, {"position": N, "digest": "sha256:..."}')
         return json_response(await self.pool.run(lambda lg: lg.verify(saved.decode("utf-8", errors="replace"))))
