@@ -171,14 +171,8 @@ function showFilterError(box, filter, error) {
   box.innerHTML = `<strong>${esc(error.status || "Error")}</strong>: ${esc(error.message)}${marked}`;
 }
 
-async function fleetPage(params) {
-  const filter = params.get("filter") || "";
-  const asOf = params.get("asOf") || "";
-  const parent = params.get("parent") || "";
-  const size = params.get("size") || "50";
-  const tokens = (params.get("pages") || "").split(",").filter(Boolean);
-  setAsOfFlag(asOf);
-  main.innerHTML = `
+function fleetHtml({ filter, asOf, parent, size }, tokens) {
+  return `
     <form class="toolbar" id="fleet-form" role="search" aria-label="Filter the fleet">
       <label class="grow">Filter (AIP-160) — press / to focus
         <input id="filter" name="filter" value="${esc(filter)}" spellcheck="false" autocomplete="off"
@@ -205,6 +199,16 @@ async function fleetPage(params) {
         </nav>
       </section>
     </div>`;
+}
+
+async function fleetPage(params) {
+  const filter = params.get("filter") || "";
+  const asOf = params.get("asOf") || "";
+  const parent = params.get("parent") || "";
+  const size = params.get("size") || "50";
+  const tokens = (params.get("pages") || "").split(",").filter(Boolean);
+  setAsOfFlag(asOf);
+  main.innerHTML = fleetHtml({ filter, asOf, parent, size }, tokens);
   const state = { filter, asOf, parent, size, pages: tokens.join(",") };
   const form = document.getElementById("fleet-form");
   const apply = (changes) => go("/fleet", { ...state, pages: "", ...changes });

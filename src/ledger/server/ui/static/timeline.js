@@ -287,6 +287,10 @@ class Timeline {
       this.moveCursor(this.timeAt(event.offsetX, width));
     });
     c.addEventListener("keydown", (event) => this.key(event));
+    this.bindButtons();
+  }
+
+  bindButtons() {
     document.getElementById("zoom-in").onclick = () => this.zoom(0.5);
     document.getElementById("zoom-out").onclick = () => this.zoom(2);
     document.getElementById("pan-left").onclick = () => this.pan(-0.25);
