@@ -316,3 +316,17 @@ def test_the_token_is_asked_once_for_the_session(browser: Browser, server: Serve
     expect(page.locator("#token-dialog")).to_be_hidden()
     page.context.close()
     assert console.errors == []
+
+
+def test_a_deleted_operation_shows_its_history(signed_in: tuple[Page, Console], server: Server) -> None:
+    page, _ = signed_in
+    name = "projects/explorer/operations/deleted-one"
+    with Ledger.open(server.url) as lg:
+        lg.create(name, verb="create", occurred_at="2026-01-01T00:00:00Z")
+        lg.delete(name, occurred_at="2026-01-01T00:01:00Z")
+    page.goto(f"{server.base}/ui/#/op/{name}")
+    expect(page.locator("#events li")).to_have_count(2)
+    expect(page.locator(".op-head .badge")).to_have_text("DELETED")
+    expect(page.locator("#version")).to_contain_text("gone from get and list")
+    expect(page.locator("#save-current")).to_be_disabled()
+    assert download(page, "#save-history") == cli(server, "history", name)

@@ -62,7 +62,7 @@ function eventListHtml(events) {
 export async function operationPage(main, name, params) {
   setAsOfFlag("");
   main.innerHTML = `<p class="muted">Loading ${esc(name)}…</p>`;
-  const [current, past] = await Promise.all([api("operation", { name }), api("history", { name })]);
+  const past = await api("history", { name });
   if (!past.ok) {
     main.innerHTML = `<h1>${esc(name)}</h1><p class="error">${esc(errorText(past.error))}</p>`;
     return;
@@ -70,6 +70,8 @@ export async function operationPage(main, name, params) {
   const events = past.json;
   const last = events[events.length - 1];
   const deleted = last.type === "Deleted";
+  // A deleted operation is gone from get: its history is all there is to ask for.
+  const current = deleted ? { ok: false } : await api("operation", { name });
   const state = deleted ? "DELETED" : current.ok ? stateOf(current.json) : "—";
   main.innerHTML = `
     <div class="op-head"><h1>${esc(name)}</h1>${badge(state)}
