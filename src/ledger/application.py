@@ -51,6 +51,7 @@ from .values import JSONObject, parse_json
 # ingest, export, audit and policies are imported in the methods that use them, so that a command
 # such as `ledger get` does not load them (start-up time of single commands).
 if TYPE_CHECKING:
+    from .collect.checkpoints import Checkpoints
     from .ingest import Rejection
     from .policies import Policies
 
@@ -574,6 +575,12 @@ class Ledger:
             with self._backend.setting_up():
                 self._policies.ensure()
         return self._policies
+
+    def collect_checkpoints(self) -> Checkpoints:
+        """Where `ledger collect` keeps each source's checkpoint: a table of its own in this database."""
+        from .collect.checkpoints import Checkpoints
+
+        return Checkpoints(self._engine.db)
 
     def log_end(self) -> int:
         """The position of the last event recorded."""
