@@ -197,6 +197,7 @@ class FakeApi:
     token_lifetime: float = 3600.0  # what this API allows a token it issued
     token_expires_in: int = 3600  # what the token endpoint tells the client
     public_key: bytes = b""  # the service-account key's, to check JWT assertions
+    parent: str = PARENT  # the collection is {parent}/operations
     requests: list[Request] = field(default_factory=list)
     token_grants: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -236,12 +237,12 @@ class FakeApi:
         return expires is not None and time.monotonic() < expires
 
     def _operations(self, method: str, path: str, query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-        collection = f"/v1/{PARENT}/operations"
+        collection = f"/v1/{self.parent}/operations"
         if method != "GET" or not path.startswith(collection):
             return 404, {}, _error(404, f"no route {method} {path}")
         if path == collection:
             return self._list(query)
-        name = f"{PARENT}/operations/{path[len(collection) + 1 :]}"
+        name = f"{self.parent}/operations/{path[len(collection) + 1 :]}"
         op = self.script.state(name) if name in self.script.ops else None
         if op is None:
             return 404, {}, _error(404, f"operation {name} not found")
@@ -321,7 +322,7 @@ class Running:
 
     @property
     def collection(self) -> str:
-        return f"{self.base}/v1/{PARENT}/operations"
+        return f"{self.base}/v1/{self.api.parent}/operations"
 
 
 @contextmanager
