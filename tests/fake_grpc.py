@@ -22,8 +22,14 @@ class LedgerOperations(operations_pb2_grpc.OperationsServicer):  # type: ignore[
         register_ledger_types()
         self.url, self.token = url, token
         self.calls: list[str] = []
+        self.faults: list[tuple[grpc.StatusCode, str]] = []  # answered first, one a call: (code, retry-after)
 
     def _check(self, context: Any) -> None:
+        if self.faults:
+            code, wait = self.faults.pop(0)
+            if wait:
+                context.set_trailing_metadata([("retry-after", wait)])
+            context.abort(code, "scripted fault")
         if dict(context.invocation_metadata()).get("authorization") != f"Bearer {self.token}":
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "a bearer token is required")
 

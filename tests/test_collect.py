@@ -19,13 +19,13 @@ from google.protobuf import any_pb2, json_format
 
 from ledger import Ledger, LedgerError
 from ledger.collect import collect
-from ledger.collect.clients import operation_id, operation_json, retry_after
+from ledger.collect.clients import longrunning, operation_id, operation_json, retry_after
 from ledger.collect.pacing import Backoff
 from ledger.collect.protos import register_ledger_types
 from ledger.collect.reporting import Reporter
 from ledger.collect.sources import Auth, load_config, parse_source
 
-from .fake_google import FakeApi, Script, evolutions, serve
+from .fake_google import PARENT, FakeApi, Script, corpus, evolutions, serve
 from .serving import LEDGER
 
 
@@ -48,7 +48,7 @@ def test_a_failing_source_does_not_stop_the_others(tmp_path: Path) -> None:
         assert len(lg.list(page_size=1000)["operations"]) == len(script.visible())
     errors = [line for line in _log_lines(stream) if line["event"] == "error"]
     assert [e["source"] for e in errors] == [refusing.collection]
-    assert "HTTP 401" in errors[0]["error"]
+    assert errors[0]["error"].startswith("UNAUTHENTICATED: HTTP 401: ")
 
 
 def test_once_resumes_an_interrupted_sweep_from_its_checkpoint(tmp_path: Path) -> None:
@@ -212,3 +212,23 @@ def test_grpc_operations_become_the_json_a_rest_api_returns() -> None:
             "details": [{"@type": "type.googleapis.com/acme.v1.Unregistered", "value": "CAE="}],
         },
     }
+
+
+def test_cloud_storage_bookkeeping_fields_are_not_part_of_the_operation(tmp_path: Path) -> None:
+    """Cloud Storage's JSON API adds `kind` and `selfLink` to each operation; the ledger keeps the
+    google.longrunning.Operation, as a client library parsing the answer does."""
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    name = f"{PARENT}/operations/cache-1"
+    plain = {**corpus("04"), "name": name}
+    served = {
+        "kind": "storage#operation",
+        "selfLink": "https://storage.googleapis.com/storage/v1/b/b/operations/cache-1",
+        **plain,
+    }
+    api = FakeApi(Script({name: (0, [served])}, serves=100))
+    with serve(api) as running:
+        source = parse_source(running.collection, auth=Auth("anonymous"), rate_limit=100)
+        assert collect(url, [source], once=True, reporter=Reporter(io.StringIO(), progress=False))
+    with Ledger.open(url) as lg:
+        assert lg.get(name) == {"name": name, "metadata": plain["metadata"]}
+    assert longrunning({"kind": "compute#operation", "name": "x"}) == {"kind": "compute#operation", "name": "x"}

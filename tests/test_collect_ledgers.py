@@ -7,11 +7,13 @@ from __future__ import annotations
 import io
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import grpc
 import orjson
 import pytest
 
@@ -117,3 +119,22 @@ def test_one_ledger_collects_another(kind: str, ledger_url: str, tmp_path: Path)
         assert "projects/other/operations/not-collected" not in {
             op["name"] for op in lg.list(page_size=1000)["operations"]
         }
+
+
+def test_grpc_unavailable_with_retry_after_and_unauthenticated_are_retried(tmp_path: Path) -> None:
+    source_url, url = f"sqlite:///{tmp_path}/source.db", f"sqlite:///{tmp_path}/ledger.db"
+    _fill(source_url)
+    token_file = tmp_path / "token"
+    token_file.write_text("grpc-token")
+    stream = io.StringIO()
+    with fake_grpc.serve(source_url, "grpc-token") as (port, servicer):
+        servicer.faults = [(grpc.StatusCode.UNAVAILABLE, "1"), (grpc.StatusCode.UNAUTHENTICATED, "")]
+        source = parse_source(f"grpc://127.0.0.1:{port}/{PARENT}", auth=Auth("token-file", str(token_file)))
+        started = time.monotonic()
+        assert collect(url, [source], once=True, reporter=Reporter(stream, progress=False))
+        waited = time.monotonic() - started
+    assert waited >= 1.0  # retry-after: 1 was honoured
+    assert _list_all(url) == _list_all(source_url)
+    retries = [orjson.loads(line) for line in stream.getvalue().splitlines() if '"retry"' in line]
+    assert [r["error"].split(":")[0] for r in retries] == ["UNAVAILABLE"]
+    assert servicer.calls == ["list ", "list "]  # two pages; the refused token was renewed in between

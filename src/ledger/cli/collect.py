@@ -12,7 +12,9 @@ from .boundary import emit, open_ledger
 @click.option("--config", "config", type=click.Path(exists=True, dir_okay=False), help="A TOML file of sources.")
 @click.option("--once", is_flag=True, help="One full sweep of every source, then exit (for cron).")
 @click.option("--interval", type=click.FloatRange(min=0, min_open=True), help="Seconds between polls [30].")
-@click.option("--sweep-every", type=click.IntRange(min=1), help="A full sweep every N polls; hot polls between [10].")
+@click.option(
+    "--sweep-every", type=click.IntRange(min=1), help="A full sweep every N intervals; hot polls between [10]."
+)
 @click.option("--filter", "filter_", metavar="EXPR", help="The API's list filter, sent with every list request.")
 @click.option("--rate-limit", type=click.FloatRange(min=0, min_open=True), help="Requests a second, per source [5].")
 @click.option("--page-size", type=click.IntRange(min=0), help="pageSize of list requests [the API's default].")
@@ -53,8 +55,11 @@ def collect(
       ledger collect http://127.0.0.1:8080/v1/projects/acme/operations --token-file ops.token
       ledger collect --status
     """
-    from ..collect import collect as run_collect
-    from ..collect import status
+    try:
+        from ..collect import collect as run_collect
+        from ..collect import status
+    except ImportError as e:  # google-auth, requests or grpcio missing
+        raise click.ClickException(f"ledger collect needs pip install 'ledger[collect]' ({e})") from None
     from ..collect.sources import auth_from, load_config, parse_source
 
     if show_status:

@@ -87,10 +87,11 @@ class RestClient:
         token = body.get("nextPageToken", "")
         if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations):
             raise SourceError("INVALID_RESPONSE", "operations is not a list of objects", retryable=False)
-        return Page(operations, token if isinstance(token, str) else "")
+        return Page([longrunning(op) for op in operations], token if isinstance(token, str) else "")
 
     def get(self, name: str) -> JSONObject | None:
-        return self._call(f"{self.source.target}/{quote(operation_id(name), safe='/:@-._~')}", {}, missing_ok=True)
+        op = self._call(f"{self.source.target}/{quote(operation_id(name), safe='/:@-._~')}", {}, missing_ok=True)
+        return None if op is None else longrunning(op)
 
     def _call(self, url: str, params: dict[str, str], *, missing_ok: bool = False) -> JSONObject | None:
         import requests
@@ -109,10 +110,11 @@ class RestClient:
         if response.status_code == 404 and missing_ok:
             return None
         if response.status_code != 200:
-            status = RETRYABLE_HTTP.get(response.status_code, f"HTTP {response.status_code}")
+            envelope_status, message = _error_envelope(response.content)
+            status = RETRYABLE_HTTP.get(response.status_code) or envelope_status or f"HTTP {response.status_code}"
             raise SourceError(
                 status,
-                _error_message(response.content),
+                f"HTTP {response.status_code}: {message}",
                 retryable=response.status_code in RETRYABLE_HTTP,
                 retry_after=retry_after(response.headers.get("Retry-After")),
             )
@@ -126,6 +128,17 @@ class RestClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+def longrunning(op: JSONObject) -> JSONObject:
+    """The google.longrunning.Operation in a REST answer. Cloud Storage's JSON API adds `kind`
+    ("storage#operation") and `selfLink` to its operations, discovery-API bookkeeping that the message
+    has no field for (a client library parsing the answer drops them too); anything else stays, so a
+    Compute Engine operation (`compute#operation`, not a google.longrunning.Operation) is still refused
+    by the snapshot path, saying why."""
+    if op.get("kind") == "compute#operation" or ("kind" not in op and "selfLink" not in op):
+        return op
+    return {key: value for key, value in op.items() if key not in ("kind", "selfLink")}
 
 
 def _authorization(credentials: Any, token_request: Any, renew: bool) -> dict[str, str]:
@@ -142,13 +155,14 @@ def _authorization(credentials: Any, token_request: Any, renew: bool) -> dict[st
         raise SourceError("UNAUTHENTICATED", f"no token: {e}", retryable=retryable) from None
 
 
-def _error_message(content: bytes) -> str:
-    """The message of Google's error envelope, else the start of the body."""
+def _error_envelope(content: bytes) -> tuple[str, str]:
+    """The status and message of Google's error envelope (AIP-193), else no status and the start of
+    the body."""
     try:
-        error = orjson.loads(content).get("error", {})
-        return str(error.get("status", "")) + ": " + str(error.get("message", ""))
-    except (orjson.JSONDecodeError, AttributeError):
-        return content[:200].decode("utf-8", errors="replace")
+        error = orjson.loads(content)["error"]
+        return str(error.get("status", "")), str(error.get("message", ""))
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return "", content[:200].decode("utf-8", errors="replace")
 
 
 def retry_after(value: str | None) -> float | None:

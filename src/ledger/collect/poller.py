@@ -98,6 +98,10 @@ class SourcePoller:
             self._failed(tally, str(e), started)
             self.reporter.polled()
             return tally
+        except Exception as e:  # a fault nothing foresaw fails this poll, not the collector
+            self._failed(tally, f"INTERNAL: {type(e).__name__}: {e}", started)
+            self.reporter.polled()
+            return tally
         cp = self.checkpoint
         cp.last_success_at, cp.errors, self.failed = time.time(), 0, False
         self._save()

@@ -41,7 +41,7 @@ class Source:
     parent: str  # gRPC: the ListOperations `name`; REST: "" (the URL holds it)
     tls: bool
     interval: float = 30.0  # seconds between polls
-    sweep_every: int = 10  # a full sweep every this many polls; hot polls between
+    sweep_every: int = 10  # a full sweep every this many intervals; hot polls between
     filter: str = ""
     auth: Auth = field(default_factory=Auth)
     rate_limit: float = 5.0  # requests per second, at most
