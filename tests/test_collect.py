@@ -232,3 +232,19 @@ def test_cloud_storage_bookkeeping_fields_are_not_part_of_the_operation(tmp_path
     with Ledger.open(url) as lg:
         assert lg.get(name) == {"name": name, "metadata": plain["metadata"]}
     assert longrunning({"kind": "compute#operation", "name": "x"}) == {"kind": "compute#operation", "name": "x"}
+
+
+def test_progress_line_on_a_terminal_gives_way_to_log_lines() -> None:
+    stream = io.StringIO()
+    reporter = Reporter(stream, progress=True)
+    reporter.page("https://api/v1/operations", 100, 40)
+    reporter.page("https://api/v1/operations", 50, 0)
+    reporter.log("sweep", source="https://api/v1/operations", pages=2)
+    progress, _, log = stream.getvalue().rpartition("\r\x1b[K")
+    assert progress.endswith(
+        "collect: 2 pages, 150 operations seen, 40 events recorded (last: https://api/v1/operations)\x1b[K"
+    )
+    assert orjson.loads(log)["event"] == "sweep"
+    quiet = io.StringIO()
+    Reporter(quiet, progress=False).page("s", 1, 1)
+    assert quiet.getvalue() == ""
