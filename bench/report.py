@@ -226,7 +226,9 @@ def collect_section(out: list[str], results: Path) -> None:
         "Each source of `tests/fake_google.py` holds its share of the operations, shaped like the real corpus,",
         "and moves them through their states as the collector reads them; the collector is a second process",
         "(`ledger collect --config`), limited to the rate below per source. Requests are counted as they",
-        "arrive at the fakes; memory is the collector's resident set, sampled every half second.",
+        "arrive at the fakes: the limiter spaces a source's requests 1/limit apart when it sends them, so a",
+        "second counted on arrival can hold one more when the request before was late; memory is the",
+        "collector's resident set, sampled every half second.",
         "",
     ]
     out += ["| backend | operations / sources | limit req/s a source | most requests in 1 s (any source) "]
@@ -244,6 +246,7 @@ def collect_section(out: list[str], results: Path) -> None:
             f"| {rss['at_every_state']} / {rss['steady_first_third_median']} / {rss['steady_last_third_median']} "
             f"({rss['max']}) |"
         )
+    out.append("")
     for r in runs:
         machine_load = r.get("load_average_1m")
         busy = (

@@ -101,7 +101,7 @@ def test_sources_from_urls() -> None:
     assert (grpc_source.kind, grpc_source.target, grpc_source.parent, grpc_source.tls, grpc_source.interval) == (
         "grpc",
         "dataproc.googleapis.com:443",
-        "projects/p/regions/r",
+        "projects/p/regions/r/operations",
         True,
         5,
     )

@@ -78,7 +78,7 @@ def _source(kind: str, url: str, workdir: Path) -> Iterator[tuple[str, Path]]:
     else:
         token_file.write_text("grpc-token")
         with fake_grpc.serve(url, "grpc-token") as (port, _):
-            yield f"grpc://127.0.0.1:{port}/{PARENT}", token_file
+            yield f"grpc://127.0.0.1:{port}/{PARENT}/operations", token_file
 
 
 @pytest.mark.parametrize("kind", ["rest", "grpc"])

@@ -1,9 +1,10 @@
 """What to collect from: ListOperations collections given as URLs on the command line or in a TOML file.
 
 A source is a REST collection URL (`https://dataproc.googleapis.com/v1/projects/P/regions/R/operations`,
-`http://` for local servers) or a gRPC target with its parent (`grpcs://HOST:PORT/PARENT`,
-`grpc://HOST:PORT/PARENT` for plaintext). Each source has its own interval, filter, credentials and
-rate limit; the TOML file's top level gives defaults for all of its sources.
+`http://` for local servers) or a gRPC target with the `name` its ListOperations requests carry
+(`grpcs://HOST:PORT/PARENT`, `grpc://HOST:PORT/PARENT` for plaintext; PARENT is sent as written).
+Each source has its own interval, filter, credentials and rate limit; the TOML file's top level gives
+defaults for all of its sources.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Source:
     url: str  # as the user wrote it; also the source's key in the checkpoints
     kind: str  # "rest" or "grpc"
     target: str  # REST: the collection URL; gRPC: HOST:PORT
-    parent: str  # gRPC: the ListOperations `name`; REST: "" (the URL holds it)
+    parent: str  # gRPC: ListOperations' `name`, as given; REST: "" (the URL holds it)
     tls: bool
     interval: float = 30.0  # seconds between polls
     sweep_every: int = 10  # a full sweep every this many intervals; hot polls between
@@ -62,8 +63,9 @@ def parse_source(url: str, **settings: Any) -> Source:
     elif scheme in ("grpc", "grpcs"):
         if not parts.hostname or not parts.port:
             raise invalid("source", f"{url!r}: a gRPC source is {scheme}://HOST:PORT/PARENT")
+        # ListOperations' `name`, as written: Dataproc wants its collection in it
+        # (projects/P/regions/R/operations), as its HTTP binding has it; a ledger takes either form.
         parent = parts.path.strip("/")
-        parent = parent.removesuffix("/operations") if parent != "operations" else ""
         source = Source(url, "grpc", parts.netloc, parent, scheme == "grpcs")
     else:
         raise invalid("source", f"{url!r}: use https:// or http:// (REST), grpcs:// or grpc:// (gRPC)")
