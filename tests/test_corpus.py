@@ -131,6 +131,18 @@ def test_the_polls_of_one_operation_in_any_order(ledger: Ledger, order: tuple[in
     assert ledger.audit()["ok"] is True
 
 
+def test_polls_from_before_a_delete_are_stale(ledger: Ledger) -> None:
+    assert ledger.ingest(POLLS, snapshots=True)["rejected"] == 0
+    name = orjson.loads(POLLS[0])["name"]
+    ledger.delete(name)
+    summary = ledger.ingest(POLLS, snapshots=True)
+    assert (summary["recorded"], summary["rejected"], summary["stale"]) == (0, 0, 2)
+    newer = orjson.loads(POLLS[0]) | {"metadata": {"@type": "type.googleapis.com/x.v1.M", "note": "new"}}
+    reasons: list[str] = []
+    ledger.ingest([orjson.dumps(newer)], snapshots=True, on_reject=lambda r: reasons.append(r.reason))
+    assert reasons and reasons[0].startswith("FAILED_PRECONDITION") and "deleted" in reasons[0]
+
+
 def test_reingesting_polls_exits_zero(ledger_url: str, tmp_path: Path) -> None:
     polls = tmp_path / "polls.jsonl"
     polls.write_bytes(b"\n".join([*POLLS, *POLLS[::-1]]) + b"\n")

@@ -140,9 +140,11 @@ def explain(
     through before its current one (asked only when needed)."""
     if op is None:
         return Explanation(RECORDED, _verbatim_events(None, snapshot, now))
-    if op.deleted:
-        raise LedgerError(Code.FAILED_PRECONDITION, f"operation {op.name!r} was deleted; nothing follows Deleted")
     current = render_operation(op)
+    if op.deleted:  # a poll from before the delete is stale; anything new cannot follow it
+        if snapshot.document == current or snapshot.document in passed():
+            return Explanation(STALE)
+        raise LedgerError(Code.FAILED_PRECONDITION, f"operation {op.name!r} was deleted; nothing follows Deleted")
     if snapshot.document == current:
         return Explanation(UNCHANGED)
     if op.done:
