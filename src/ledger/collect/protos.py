@@ -1,10 +1,12 @@
 """The message types a gRPC source needs known to print its Any values as JSON: the ledger's own
-`google.cloud.common.OperationMetadata` (which googleapis-common-protos lacks), so that one ledger
-collects another's operations over gRPC exactly as they render. An API's own types come from its
-client library (`proto_modules` in the config)."""
+`google.cloud.common.OperationMetadata` (which googleapis-common-protos lacks; the google-cloud-common
+package registers it), so that one ledger collects another's operations over gRPC exactly as they
+render. An API's own types come from its client library (`proto_modules` in the config)."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import threading
 
 _lock = threading.Lock()
@@ -15,6 +17,8 @@ def register_ledger_types() -> None:
     from google.protobuf import timestamp_pb2 as _timestamp  # noqa: F401  (registers Timestamp, a dependency)
     from google.rpc import error_details_pb2 as _details  # noqa: F401  (registers ErrorInfo and friends)
 
+    with contextlib.suppress(ImportError):  # without the package, the same descriptor is built below
+        importlib.import_module("google.cloud.common")  # registers OperationMetadata
     pool = descriptor_pool.Default()
     with _lock:
         try:
