@@ -21,6 +21,7 @@ from .boundary import emit, open_ledger
 @click.option("--anonymous", is_flag=True, help="Send no credentials.")
 @click.option("--credentials", type=click.Path(exists=True, dir_okay=False), help="A service-account key file.")
 @click.option("--token-file", type=click.Path(exists=True, dir_okay=False), help="A file holding a bearer token.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="TLS: trust these certificates.")
 @click.option("--status", "show_status", is_flag=True, help="Print each source's checkpoint as JSON, and exit.")
 @click.pass_context
 def collect(
@@ -36,6 +37,7 @@ def collect(
     anonymous: bool,
     credentials: str | None,
     token_file: str | None,
+    ca_file: str | None,
     show_status: bool,
 ) -> None:
     """Poll SOURCE... (ListOperations collections) and record every change of every operation.
@@ -73,6 +75,7 @@ def collect(
             ("filter", filter_),
             ("rate_limit", rate_limit),
             ("page_size", page_size),
+            ("ca_file", ca_file),
         )
         if value is not None
     }

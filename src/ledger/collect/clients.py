@@ -14,11 +14,13 @@ import email.utils
 import importlib
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
 import orjson
 
+from ..errors import Code, LedgerError
 from ..values import JSONObject
 from . import credentials as auth
 from .sources import Source
@@ -74,6 +76,8 @@ class RestClient:
 
         self.source, self.credentials = source, credentials
         self.session = requests.Session()
+        # Given with each request: requests lets REQUESTS_CA_BUNDLE override a session's own setting.
+        self.verify: str | bool = source.ca_file or True
         self.token_request = auth.token_request()
         self.requests = 0
 
@@ -100,7 +104,11 @@ class RestClient:
             headers = _authorization(self.credentials, self.token_request, renew)
             self.requests += 1
             try:
-                response = self.session.get(url, params=params, headers=headers, timeout=self.source.timeout)
+                response = self.session.get(
+                    url, params=params, headers=headers, timeout=self.source.timeout, verify=self.verify
+                )
+            except requests.exceptions.SSLError as e:  # a certificate refused: waiting will not change it
+                raise SourceError("UNAVAILABLE", str(e), retryable=False) from None
             except requests.Timeout as e:
                 raise SourceError("DEADLINE_EXCEEDED", str(e), retryable=True) from None
             except requests.RequestException as e:
@@ -191,7 +199,8 @@ class GrpcClient:
             importlib.import_module(module)  # registers the API's message types for its Any values
         self.source, self.credentials = source, credentials
         if source.tls:
-            self.channel = grpc.secure_channel(source.target, grpc.ssl_channel_credentials())
+            roots = _read_ca_file(source.ca_file) if source.ca_file else None
+            self.channel = grpc.secure_channel(source.target, grpc.ssl_channel_credentials(root_certificates=roots))
         else:
             self.channel = grpc.insecure_channel(source.target)
         self.stub = operations_pb2_grpc.OperationsStub(self.channel)
@@ -241,6 +250,13 @@ class GrpcClient:
 
     def close(self) -> None:
         self.channel.close()
+
+
+def _read_ca_file(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise LedgerError(Code.INVALID_ARGUMENT, f"ca_file: cannot read {path}: {e}") from None
 
 
 def operation_json(op: Any) -> JSONObject:

@@ -50,6 +50,7 @@ class Source:
     hot: str = "auto"  # how running operations are polled between sweeps (see HOT_MODES)
     timeout: float = 30.0  # seconds for one request
     proto_modules: tuple[str, ...] = ()  # gRPC: modules whose import registers the APIs' message types
+    ca_file: str = ""  # TLS: the certificates to trust instead of the system's (a private CA)
 
 
 def parse_source(url: str, **settings: Any) -> Source:
@@ -95,6 +96,7 @@ _SETTINGS = {
     "page_size": ("page_size", int),
     "hot": ("hot", str),
     "timeout": ("timeout", float),
+    "ca_file": ("ca_file", str),
 }
 _AUTH_KEYS = ("credentials", "token_file", "anonymous")
 
