@@ -66,10 +66,13 @@ def test_once_resumes_an_interrupted_sweep_from_its_checkpoint(tmp_path: Path) -
         assert len(lg.list(page_size=1000)["operations"]) == 12
 
 
-def test_status_before_any_collection_is_empty(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [LEDGER, "--db", f"sqlite:///{tmp_path}/l.db", "collect", "--status"], capture_output=True, check=True
-    )
+def test_status_before_any_collection_is_empty_and_reads_never_create_a_database(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/l.db"
+    missing = subprocess.run([LEDGER, "--db", db, "collect", "--status"], capture_output=True, check=False)
+    assert missing.returncode == 1 and b"UNAVAILABLE" in missing.stderr
+    assert not (tmp_path / "l.db").exists()
+    subprocess.run([LEDGER, "--db", db, "init"], capture_output=True, check=True)
+    result = subprocess.run([LEDGER, "--db", db, "collect", "--status"], capture_output=True, check=True)
     assert orjson.loads(result.stdout) == []
 
 

@@ -65,7 +65,7 @@ def collect(
     from ..collect.sources import auth_from, load_config, parse_source
 
     if show_status:
-        emit(status(open_ledger(ctx), sources))
+        emit(status(open_ledger(ctx, create=False), sources))
         return
     settings: dict[str, object] = {
         key: value
