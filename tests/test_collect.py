@@ -251,3 +251,20 @@ def test_progress_line_on_a_terminal_gives_way_to_log_lines() -> None:
     quiet = io.StringIO()
     Reporter(quiet, progress=False).page("s", 1, 1)
     assert quiet.getvalue() == ""
+
+
+def test_the_readme_configuration_loads(tmp_path: Path) -> None:
+    """The README's TOML for Dataproc regions and Cloud Storage buckets is a working configuration."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("### A configuration for Dataproc regions and Cloud Storage buckets", 1)[1]
+    config = tmp_path / "collect.toml"
+    config.write_text(section.split("```toml\n", 1)[1].split("```", 1)[0])
+    sources = load_config(config)
+    assert [(s.url.split("/")[2], s.hot, s.interval) for s in sources] == [
+        ("dataproc.googleapis.com", "get", 30),
+        ("dataproc.googleapis.com", "get", 30),
+        ("storage.googleapis.com", "auto", 300),
+        ("storage.googleapis.com", "auto", 300),
+    ]
+    assert {s.auth for s in sources} == {Auth("file", "/etc/ledger/collector-key.json")}
+    assert all(s.kind == "rest" and s.tls and s.rate_limit == 5 and s.sweep_every == 10 for s in sources)
