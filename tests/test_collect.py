@@ -268,3 +268,13 @@ def test_the_readme_configuration_loads(tmp_path: Path) -> None:
     ]
     assert {s.auth for s in sources} == {Auth("file", "/etc/ledger/collector-key.json")}
     assert all(s.kind == "rest" and s.tls and s.rate_limit == 5 and s.sweep_every == 10 for s in sources)
+
+
+def test_a_proto_module_that_cannot_be_imported_leaves_that_source_out(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    source = parse_source(
+        "grpc://127.0.0.1:9/operations", proto_modules=("acme.no_such_module",), auth=Auth("anonymous")
+    )
+    assert not collect(f"sqlite:///{tmp_path}/l.db", [source], once=True, reporter=Reporter(stream, progress=False))
+    (error,) = [line for line in _log_lines(stream) if line["event"] == "error"]
+    assert error["error"].startswith("INVALID_ARGUMENT: proto_modules: cannot import acme.no_such_module")

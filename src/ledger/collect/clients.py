@@ -196,7 +196,10 @@ class GrpcClient:
 
         register_ledger_types()
         for module in source.proto_modules:
-            importlib.import_module(module)  # registers the API's message types for its Any values
+            try:
+                importlib.import_module(module)  # registers the API's message types for its Any values
+            except ImportError as e:
+                raise LedgerError(Code.INVALID_ARGUMENT, f"proto_modules: cannot import {module}: {e}") from None
         self.source, self.credentials = source, credentials
         if source.tls:
             roots = _read_ca_file(source.ca_file) if source.ca_file else None
