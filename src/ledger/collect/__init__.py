@@ -55,6 +55,9 @@ def collect(
         except LedgerError as e:  # credentials missing, a database gone: this source only
             failures.append(source.url)
             reporter.log("error", source=source.url, error=f"{e.code_name}: {e.message}")
+        except Exception as e:  # a fault nothing foresaw ends this source, said in the log like the others
+            failures.append(source.url)
+            reporter.log("error", source=source.url, error=f"INTERNAL: {type(e).__name__}: {e}")
 
     threads = [threading.Thread(target=run, args=(s,), name=f"collect {s.url}", daemon=True) for s in sources]
     restore = _stop_on_signals(stop)
