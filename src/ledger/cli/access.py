@@ -39,6 +39,13 @@ from .operations import JSON
     type=click.FloatRange(0.1),
     help="Seconds a client has to send a whole request (headers and body).",
 )
+@click.option(
+    "--access-log",
+    type=click.Choice(["none", "json"]),
+    default="none",
+    show_default=True,
+    help="json: one JSON object a request on stderr (time, principal, method, path, status, bytes, durationMs).",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -50,8 +57,10 @@ def serve(
     max_wait: float,
     max_connections: int,
     request_timeout: float,
+    access_log: str,
 ) -> None:
-    """Serve google.longrunning Operations over HTTP (OpenAPI at /openapi.json).
+    """Serve google.longrunning Operations over HTTP (OpenAPI at /openapi.json), the explorer at /ui/,
+    Prometheus metrics at /metrics, and /healthz and /readyz probes.
 
     Needs the server extra: pip install 'ledger[server]'. Calls need a bearer token from the tokens
     file unless --allow-anonymous; what each principal may do is set by policies (`ledger iam set`).
@@ -76,7 +85,14 @@ def serve(
     authenticator = Authenticator(tokens_file, allow_anonymous)  # a bad tokens file fails here, before serving
     open_ledger(ctx).close()  # create the store and views before the first request, and fail early
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    app = create_app(ctx.find_root().obj, authenticator, pool_size=threads, max_wait=max_wait)
+    if access_log == "json":  # bare JSON lines on stderr, without the time and name the other logs carry
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logging.getLogger("ledger.access").addHandler(handler)
+        logging.getLogger("ledger.access").propagate = False
+    app = create_app(
+        ctx.find_root().obj, authenticator, pool_size=threads, max_wait=max_wait, access_log=access_log == "json"
+    )
     limits = ServerLimits(max_connections=max_connections, request_timeout=request_timeout)
     sock = listening_socket(host, port)  # bound here: a busy port is exit 1 with its reason, not uvicorn's 3
     config = uvicorn.Config(app, access_log=False, log_level="info", **limits.uvicorn_options())
