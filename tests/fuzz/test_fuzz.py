@@ -294,3 +294,30 @@ def test_http_requests_get_no_5xx(server: Server) -> None:
                 assert log_length(lg) == before, (method, url, answer.text)
 
         check()
+
+
+explorer_params = st.dictionaries(
+    st.sampled_from(
+        ["parent", "pageSize", "filter", "pageToken", "asOf", "view", "from", "to", "limit", "name", "version"]
+    ),
+    st.one_of(times, texts, _ints(), _filters()),
+    max_size=4,
+)
+
+
+def test_the_explorer_api_gets_no_5xx(server: Server) -> None:
+    endpoints = ["whoami", "list", "facets", "timeline", "operation", "history", "check", "audit", "digest", "verify"]
+    with Ledger.open(server.url) as lg, server.client(ADMIN) as http:
+
+        @FUZZ
+        @given(st.sampled_from(endpoints), st.sampled_from(["GET", "POST"]), explorer_params, bodies)
+        def check(endpoint: str, method: str, params: dict[str, str], body: bytes) -> None:
+            before = log_length(lg)
+            try:
+                answer = http.request(method, f"/ui/api/{endpoint}", params=params, content=body)
+            except (httpx.InvalidURL, httpx.LocalProtocolError, UnicodeEncodeError):
+                return
+            assert answer.status_code < 500, (endpoint, method, params, body, answer.text)
+            assert log_length(lg) == before
+
+        check()
