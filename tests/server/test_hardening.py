@@ -4,6 +4,7 @@ line in a batch of events, a busy port, a missing tokens file."""
 from __future__ import annotations
 
 import contextlib
+import resource
 import socket
 import subprocess
 import time
@@ -136,3 +137,44 @@ def test_a_request_head_past_16_kib_is_refused_without_a_traceback(server: Serve
     assert answer.startswith(b"HTTP/1.1 400 ")
     assert b"Traceback" not in server.log.read_bytes()
     assert httpx.get(f"{server.base}/openapi.json").status_code == 200
+
+
+def test_connections_past_the_file_limit_are_shed_without_a_flood_of_tracebacks(tmp_path: Path) -> None:
+    """600 idle connections against a server allowed 256 files: it keeps under the limit (asyncio
+    logs a traceback for every accept() refused for want of descriptors, megabytes a second), and a
+    client that asks is answered at once."""
+    port, log = free_port(), tmp_path / "serve.log"
+
+    def few_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [LEDGER, "--db", f"sqlite:///{tmp_path}/l.db", "serve", "--port", str(port), "--allow-anonymous"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=few_files,  # noqa: PLW1509 - only setrlimit, before exec
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
+                    break
+            assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+            time.sleep(0.1)
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(600)]
+        slowest = 0.0
+        for _ in range(4):
+            started = time.monotonic()
+            assert httpx.get(f"{base}/openapi.json", timeout=5).status_code == 200
+            slowest = max(slowest, time.monotonic() - started)
+            time.sleep(0.5)
+        for sock in idle:
+            sock.close()
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert slowest < 1.0
+    assert b"Traceback" not in log.read_bytes() and log.stat().st_size < 20_000

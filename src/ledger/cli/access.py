@@ -76,7 +76,7 @@ def serve(
 
         from ..server.access import Authenticator
         from ..server.app import create_app
-        from ..server.limits import ServerLimits, listening_socket
+        from ..server.limits import ServerLimits
     except ImportError as e:
         raise click.ClickException(f"the server needs its extra: pip install 'ledger[server]' ({e})") from None
     if tokens_file is None and not allow_anonymous:
@@ -94,8 +94,8 @@ def serve(
         ctx.find_root().obj, authenticator, pool_size=threads, max_wait=max_wait, access_log=access_log == "json"
     )
     limits = ServerLimits(max_connections=max_connections, request_timeout=request_timeout)
-    sock = listening_socket(host, port)  # bound here: a busy port is exit 1 with its reason, not uvicorn's 3
-    config = uvicorn.Config(app, access_log=False, log_level="info", **limits.uvicorn_options())
+    sock, options = limits.serving(host, port)  # bound here: a busy port is exit 1 with its reason, not uvicorn's 3
+    config = uvicorn.Config(app, access_log=False, log_level="info", **options)
     server = uvicorn.Server(config)
     server.run(sockets=[sock])
     if not server.started:
