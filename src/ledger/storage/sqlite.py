@@ -173,10 +173,13 @@ class SQLiteDatabase(Database):
         # A checkpoint copies the WAL into the database file and fsyncs it. Bulk writes land in
         # indexes keyed by operation name (the log's own, the views'), at random pages, so rarer,
         # larger checkpoints write a page that several batches changed once: ingesting 320k events
-        # took 41 s with 40,000 pages a checkpoint against 52 s with SQLite's 1,000. Every read looks
-        # through the WAL, though, and a long one slows reads, so it is folded back at the end.
+        # took 41 s with 40,000 pages a checkpoint against 52 s with SQLite's 1,000. But the WAL then
+        # grew to 160 MiB: 16,000 pages (64 MiB, the journal_size_limit) ingested 120k simulated
+        # events in 10.9 s with a 73 MiB WAL against 11.8-14.3 s and 171 MiB with 40,000 (2 cores,
+        # 2026-12-05). Every read looks through the WAL, and a long one slows reads, so it is folded
+        # back at the end.
         with self.quick() as cursor:
-            cursor.execute("PRAGMA wal_autocheckpoint = 40000")
+            cursor.execute("PRAGMA wal_autocheckpoint = 16000")
         try:
             yield
         finally:
