@@ -139,7 +139,7 @@ def test_sqlite_bulk_writes_leave_the_usual_checkpoints_behind(tmp_path: Path) -
         )
         with db.quick() as cursor:
             after = cursor.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-    assert seen == [40000]
+    assert seen == [16000]
     assert after == 1000
 
 
