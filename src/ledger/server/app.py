@@ -13,8 +13,8 @@ import logging
 import queue
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import anyio
@@ -380,8 +380,19 @@ def _error(error: LedgerError) -> Response:
     return Response(body, status_code=status, media_type=JSON)
 
 
-def create_app(url: str, authenticator: Authenticator, *, pool_size: int = 4, max_wait: float = 60.0) -> Starlette:
-    """The ASGI application serving the ledger at `url`."""
+Companion = Callable[["Service"], AbstractAsyncContextManager[object]]
+
+
+def create_app(
+    url: str,
+    authenticator: Authenticator,
+    *,
+    pool_size: int = 4,
+    max_wait: float = 60.0,
+    companions: Sequence[Companion] = (),
+) -> Starlette:
+    """The ASGI application serving the ledger at `url`. Each companion (the gRPC server) runs for
+    the application's lifetime on the same service: its ledger pool, tokens and policy cache."""
     pool = LedgerPool(url, pool_size)
     service = Service(pool, authenticator, max_wait)
     document = orjson.dumps(openapi_document())
@@ -391,10 +402,11 @@ def create_app(url: str, authenticator: Authenticator, *, pool_size: int = 4, ma
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        try:
+        async with AsyncExitStack() as running:
+            running.callback(pool.close)  # last, once every companion has stopped
+            for companion in companions:
+                await running.enter_async_context(companion(service))
             yield
-        finally:
-            pool.close()
 
     async def unrouted(request: Request, error: Exception) -> Response:
         # Paths the router cannot match (a newline in a segment, say) still answer in the envelope.
