@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ledger import Ledger
+from ledger.server.access import add_token
+
+from .conftest import PG_DSN, drop_schema, with_schema
 from .serving import Server, free_port, start
+
+ADMIN, VIEWER, PRODUCER, STRANGER = (
+    "user:admin@example.com",
+    "user:viewer@example.com",
+    "serviceAccount:producer@example.com",
+    "user:stranger@example.com",
+)
 
 
 @dataclass
@@ -64,3 +79,32 @@ def wait_for_health(server: GrpcServer, wanted: int, seconds: float = 30) -> Non
                 log = server.http.log.read_text() if server.http.log else ""
                 raise RuntimeError(f"gRPC health did not become {wanted} in {seconds} s: {log}")
             time.sleep(0.1)
+
+
+def policy(*bindings: tuple[str, str]) -> dict[str, Any]:
+    return {"bindings": [{"role": role, "members": [member]} for role, member in bindings]}
+
+
+def serve_with_policies(request: pytest.FixtureRequest, factory: pytest.TempPathFactory) -> Iterator[GrpcServer]:
+    """For a module-scoped fixture parametrized by backend: a server whose ADMIN administers
+    everything, and under `tenants/` VIEWER reads and PRODUCER writes events; STRANGER holds nothing."""
+    workdir = factory.mktemp("grpc")
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    if request.param == "sqlite":
+        url = f"sqlite:///{workdir}/ledger.db"
+    elif not PG_DSN:
+        pytest.skip("LEDGER_TEST_PG_DSN is not set: PostgreSQL tests need a live database")
+    else:
+        url = with_schema(PG_DSN, schema)
+    tokens_file = workdir / "tokens.json"
+    tokens = {p: add_token(tokens_file, p) for p in (ADMIN, VIEWER, PRODUCER, STRANGER)}
+    with Ledger.open(url) as lg:
+        lg.set_policy("", policy(("roles/ledger.admin", ADMIN)), principal="local:test")
+        tenants = policy(("roles/ledger.viewer", VIEWER), ("roles/ledger.producer", PRODUCER))
+        lg.set_policy("tenants", tenants, principal="local:test")
+    server = start_grpc(url, workdir, "--tokens", str(tokens_file), "--max-wait", "20")
+    server.http.tokens = tokens
+    yield server
+    server.stop()
+    if request.param == "postgresql":
+        drop_schema(PG_DSN, schema)

@@ -11,7 +11,6 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import grpc
 import orjson
@@ -26,49 +25,18 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from ledger import Ledger
-from ledger.server.access import add_token
 
 from . import protos
-from .conftest import PG_DSN, drop_schema, with_schema
-from .grpcserving import GrpcServer, start_grpc
+from .grpcserving import ADMIN, STRANGER, GrpcServer, serve_with_policies
 from .serving import LEDGER
 
-ADMIN, VIEWER, PRODUCER, STRANGER = (
-    "user:admin@example.com",
-    "user:viewer@example.com",
-    "serviceAccount:producer@example.com",
-    "user:stranger@example.com",
-)
 _POOL = protos.POOL  # the example API's acme.v1 types, known to this process as a client's would be
 CLUSTER_METADATA = "type.googleapis.com/google.cloud.dataproc.v1.ClusterOperationMetadata"
 
 
-def policy(*bindings: tuple[str, str]) -> dict[str, Any]:
-    return {"bindings": [{"role": role, "members": [member]} for role, member in bindings]}
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GrpcServer]:
-    workdir = tmp_path_factory.mktemp("grpc")
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    if request.param == "sqlite":
-        url = f"sqlite:///{workdir}/ledger.db"
-    elif not PG_DSN:
-        pytest.skip("LEDGER_TEST_PG_DSN is not set: PostgreSQL tests need a live database")
-    else:
-        url = with_schema(PG_DSN, schema)
-    tokens_file = workdir / "tokens.json"
-    tokens = {p: add_token(tokens_file, p) for p in (ADMIN, VIEWER, PRODUCER, STRANGER)}
-    with Ledger.open(url) as lg:
-        lg.set_policy("", policy(("roles/ledger.admin", ADMIN)), principal="local:test")
-        tenants = policy(("roles/ledger.viewer", VIEWER), ("roles/ledger.producer", PRODUCER))
-        lg.set_policy("tenants", tenants, principal="local:test")
-    server = start_grpc(url, workdir, "--tokens", str(tokens_file), "--max-wait", "20")
-    server.http.tokens = tokens
-    yield server
-    server.stop()
-    if request.param == "postgresql":
-        drop_schema(PG_DSN, schema)
+    yield from serve_with_policies(request, tmp_path_factory)
 
 
 @pytest.fixture
