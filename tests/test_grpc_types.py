@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -184,7 +185,7 @@ def test_serve_packs_types_from_a_descriptor_set(tmp_path: Path) -> None:
     for file in descriptor_pb2.FileDescriptorSet.FromString(made.read_bytes()).file:
         pool.Add(file)
     build_class = message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.Build"))
-    unpacked = build_class.FromString(got.response.value)
+    unpacked: Any = build_class.FromString(got.response.value)
     assert (
         got.response.type_url == build["@type"]
         and unpacked.id == "b-1"
