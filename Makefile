@@ -46,7 +46,8 @@ bench: $(READY)
 		$(BENCH)/ingest.py --backend $$backend --events 400000 --out bench/results/ingest-$$backend-100k.json && \
 		$(BENCH)/ingest.py --backend $$backend --events 40000 --out bench/results/ingest-$$backend-10k.json && \
 		$(BENCH)/commands.py --backend $$backend --operations 10000 --out bench/results/commands-$$backend.json && \
-		$(BENCH)/serve.py --backend $$backend --seconds 60 --out bench/results/serve-$$backend.json || exit 1; \
+		$(BENCH)/serve.py --backend $$backend --seconds 60 --out bench/results/serve-$$backend.json && \
+		$(BENCH)/serve_grpc.py --backend $$backend --seconds 60 --out bench/results/serve-grpc-$$backend.json || exit 1; \
 	done
 	$(BIN)/python bench/plot.py
 	$(BIN)/python bench/report.py > docs/benchmarks.md
@@ -58,6 +59,7 @@ bench-quick: $(READY)
 	$(BIN)/python bench/ingest.py --backend sqlite --events 20000 --out .bench-quick/ingest-sqlite.json >/dev/null
 	$(BIN)/python bench/commands.py --backend sqlite --operations 1000 --rounds 100 --processes 5 --out .bench-quick/commands-sqlite.json >/dev/null
 	$(BIN)/python bench/serve.py --backend sqlite --seconds 5 --out .bench-quick/serve-sqlite.json >/dev/null
+	$(BIN)/python bench/serve_grpc.py --backend sqlite --seconds 5 --out .bench-quick/serve-grpc-sqlite.json >/dev/null
 	$(BIN)/python bench/report.py --results .bench-quick
 
 clean:

@@ -216,6 +216,31 @@ def serve_section(out: list[str], results: Path) -> None:
     out += [""] + [f"- {r['backend']}: {provenance(r)}" for r in runs] + [""]
 
 
+def serve_grpc_section(out: list[str], results: Path) -> None:
+    """bench/serve_grpc.py: the same load with the pollers on gRPC, beside the REST table above."""
+    runs = [r for r in (load(results, "serve-grpc-sqlite"), load(results, "serve-grpc-postgresql")) if r]
+    if not runs:
+        return
+    out += ["## The gRPC service under load (loopback, a second process)", ""]
+    out += [
+        "The REST table's workload with the pollers moved to gRPC (`ledger serve --grpc-port`): each poller",
+        "its own channel, GetOperation (one call in ten a ListOperations page of 20) with a bearer token;",
+        "the writers still post events over HTTP. Every answer packs an Any (the default OperationMetadata).",
+        "",
+    ]
+    out += ["| backend | clients (gRPC poll / HTTP write) | seconds | requests/s | errors | lost writes "]
+    out[-1] += "| get p50 / p99 ms | list p50 / p99 ms | write p50 / p99 ms |"
+    out += ["|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        lat = r["latency_ms"]
+        cells = " | ".join(f"{lat[k]['p50']} / {lat[k]['p99']}" for k in ("get", "list", "write"))
+        out.append(
+            f"| {r['backend']} | {r['pollers']} / {r['writers']} | {r['seconds']} | {r['requests_per_s']:,} | "
+            f"{r['errors']} | {r['lost_writes']} of {r['operations_written']:,} operations | {cells} |"
+        )
+    out += [""] + [f"- {r['backend']}: {provenance(r)}" for r in runs] + [""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON results are")
@@ -233,6 +258,7 @@ def main() -> None:
     ingest_section(out, results)
     commands_section(out, results)
     serve_section(out, results)
+    serve_grpc_section(out, results)
     scaling_section(out, results)
     notes = Path(__file__).parent / "NOTES.md"
     if notes.exists() and results == RESULTS:  # the notes read the recorded results, not a quick run

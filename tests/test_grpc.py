@@ -274,6 +274,13 @@ def test_health_and_reflection(server: GrpcServer) -> None:
     assert {"google.longrunning.Operations", "google.iam.v1.IAMPolicy", "grpc.health.v1.Health"} <= services
 
 
+def test_a_request_larger_than_an_http_body_may_be_is_refused(server: GrpcServer) -> None:
+    request = operations_pb2.GetOperationRequest(name="x" * (32 * 1024 * 1024 + 1))
+    with server.channel(ADMIN) as channel, pytest.raises(grpc.RpcError) as refused:
+        operations_pb2_grpc.OperationsStub(channel).GetOperation(request)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 def test_the_access_log_names_calls_and_never_tokens(server: GrpcServer, collection: str) -> None:
     with pytest.raises(exceptions.PermissionDenied):
         _client(server, STRANGER).get_operation(f"{collection}/operations/x")
