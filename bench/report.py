@@ -226,6 +226,8 @@ def serve_grpc_section(out: list[str], results: Path) -> None:
         "The REST table's workload with the pollers moved to gRPC (`ledger serve --grpc-port`): each poller",
         "its own channel, GetOperation (one call in ten a ListOperations page of 20) with a bearer token;",
         "the writers still post events over HTTP. Every answer packs an Any (the default OperationMetadata).",
+        "This table and the REST one come from separate runs on a machine shared with other work, where the",
+        "same benchmark moved by more than a factor of two between runs of one day: compare within a run.",
         "",
     ]
     out += ["| backend | clients (gRPC poll / HTTP write) | seconds | requests/s | errors | lost writes "]
