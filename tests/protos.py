@@ -1,18 +1,20 @@
 """Protobuf types for the conformance test: google.cloud.common.OperationMetadata, which
-googleapis-common-protos lacks, and an example API's own metadata and response types."""
+googleapis-common-protos lacks (the google-cloud-common package registers it), and an example API's
+own metadata and response types."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
+from google.cloud import common as _common  # registers google.cloud.common.OperationMetadata
 from google.longrunning import operations_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format
 from google.protobuf import timestamp_pb2 as _timestamp  # registers google/protobuf/timestamp.proto
 from google.rpc import error_details_pb2 as _details  # registers google.rpc.ErrorInfo and friends
 
 F = descriptor_pb2.FieldDescriptorProto
-_REGISTERED = (_timestamp, _details)
+_REGISTERED = (_common, _timestamp, _details)
 
 
 def _field(name: str, number: int, kind: int, type_name: str = "") -> descriptor_pb2.FieldDescriptorProto:
@@ -39,21 +41,10 @@ def _lifecycle_fields(detail: str, cancelled: str) -> list[descriptor_pb2.FieldD
 def _build_pool() -> Any:
     pool = descriptor_pool.Default()
     try:
-        pool.FindMessageTypeByName("google.cloud.common.OperationMetadata")
+        pool.FindMessageTypeByName("acme.v1.Build")
         return pool
     except KeyError:
         pass
-    common = descriptor_pb2.FileDescriptorProto(
-        name="google/cloud/common/operation_metadata.proto",
-        package="google.cloud.common",
-        syntax="proto3",
-        dependency=["google/protobuf/timestamp.proto"],
-    )
-    common.message_type.add(name="OperationMetadata").field.extend(
-        _lifecycle_fields("status_detail", "cancel_requested")
-    )
-    pool.Add(common)
-
     example = descriptor_pb2.FileDescriptorProto(
         name="acme/v1/builds.proto", package="acme.v1", syntax="proto3", dependency=["google/protobuf/timestamp.proto"]
     )

@@ -64,7 +64,7 @@ class ModelOperation:
 
 
 names = st.sampled_from(["operations/a", "projects/p/operations/b", "projects/p/locations/l/operations/c"])
-bad_names = st.sampled_from(["", "operations/", "ops/a", "operations/a b", "projects//operations/x"])
+bad_names = st.sampled_from(["", "operations/", "ops/a?b", "ops/#a", "operations/a b", "projects//operations/x"])
 steps = st.integers(min_value=-2, max_value=3)  # seconds after the previous event; negative goes back in time
 
 

@@ -120,10 +120,7 @@ def test_repeated_create_is_idempotent_or_already_exists(ledger: Ledger) -> None
 
 BAD_NAMES = [
     "",
-    "operations",
     "operations/",
-    "ops/x",
-    "projects/p/operations",
     "projects//operations/x",
     "/operations/x",
     "operations/x/",
@@ -139,6 +136,28 @@ BAD_NAMES = [
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_bad_names(ledger: Ledger, name: str) -> None:
     _refused(ledger, Code.INVALID_ARGUMENT, lambda: ledger.create(name), names="name")
+
+
+# Servers choose their names: Speech v1 a bare number, Access Context Manager several segments after
+# `operations/`; the parent is what comes before the last `operations` segment.
+SERVER_NAMES = [
+    ("5263634183516942311", ""),
+    ("operations/accessPolicies/123/create/456", ""),
+    ("ops/x", ""),
+    ("operations", ""),
+    ("projects/p/operations", ""),
+    ("projects/p/operations/a/operations/b", "projects/p/operations/a"),
+    (
+        "projects/_/buckets/b/anywhereCaches/us-central1-a/operations/C894",
+        "projects/_/buckets/b/anywhereCaches/us-central1-a",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "parent"), SERVER_NAMES)
+def test_every_server_assigned_name_is_accepted(ledger: Ledger, name: str, parent: str) -> None:
+    assert ledger.create(name)["name"] == name
+    assert [op["name"] for op in ledger.list(parent)["operations"]] == [name]
 
 
 def test_longest_name_is_accepted(ledger: Ledger) -> None:

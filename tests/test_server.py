@@ -340,6 +340,27 @@ def test_names_with_unusual_characters_are_addressed_exactly(server: Server, col
         assert _status(http.get("/v1/" + quote(f"{collection}/operations/x%3Fy"))) == (404, "NOT_FOUND")
 
 
+def test_the_real_corpus_over_http(server: Server) -> None:
+    """Every real operation reads back exactly over HTTP; Speech v1's bare numbers are found as its
+    clients address them, `operations/{number}`, and Access Context Manager's longer names as given."""
+    corpus = Path(__file__).parent / "corpus" / "operations"
+    documents = [orjson.loads(path.read_bytes()) for path in sorted(corpus.glob("*.json"))]
+    with Ledger.open(server.url) as lg:
+        assert lg.ingest([orjson.dumps(d) for d in documents], snapshots=True)["rejected"] == 0
+    with server.client(ADMIN) as http:
+        for document in documents:
+            name = document["name"]
+            path = name if name.startswith("operations/") or "/operations/" in name else f"operations/{name}"
+            response = http.get(f"/v1/{path}")
+            assert response.status_code == 200, (name, response.text)
+            assert response.json() == document
+        speech = http.get("/v1/operations/5263634183516942311").json()
+        assert speech["name"] == "5263634183516942311" and speech["done"] is True
+        assert "5263634183516942311" in [
+            op["name"] for op in http.get("/v1/operations?pageSize=1000").json()["operations"]
+        ]
+
+
 def test_policy_changes_by_another_writer_reach_a_cache(ledger_url: str) -> None:
     with Ledger.open(ledger_url) as server_side, Ledger.open(ledger_url) as operator:
         server_side.set_policy("projects/p", _policy(("roles/ledger.viewer", VIEWER)), principal="local:test")
@@ -436,6 +457,15 @@ def test_errors_use_the_aip_193_envelope(server: Server, collection: str) -> Non
         ("DELETE", "/v1/projects/p/operations", None),
         ("GET", "/v1/projects/p/operations/", None),
         ("GET", "/v2/operations/o", None),
+        ("GET", "/v1/operations/5263634183516942311", Call("get", "operations/5263634183516942311")),
+        ("GET", "/v1/operations/accessPolicies/1/create/2", Call("get", "operations/accessPolicies/1/create/2")),
+        (
+            "POST",
+            "/v1/operations/accessPolicies/1/create/2:cancel",
+            Call("cancel", "operations/accessPolicies/1/create/2"),
+        ),
+        ("GET", "/v1/operations/x/operations", Call("list", "operations/x")),
+        ("GET", "/v1/projects/p/jobs/j", None),
     ],
 )
 def test_routes(method: str, path: str, call: Call | None) -> None:

@@ -197,10 +197,13 @@ def test_snapshots_become_the_events_that_explain_them(ledger: Ledger) -> None:
     summary = ledger.ingest(lines, snapshots=True)
     assert summary["rejected"] == 0
     history = ledger.history(SNAP)
-    assert [e["type"] for e in history] == ["Created", "Progressed", "CancelRequested", "Progressed", "Failed"]
+    # Verbatim: every change of the metadata is a Progressed patch; the flag also records CancelRequested.
+    kinds = ["Created", "Progressed", "Progressed", "CancelRequested", "Progressed", "Failed"]
+    assert [e["type"] for e in history] == kinds
     assert history[0]["occurredAt"] == "2026-11-21T10:00:00Z" and history[0]["verb"] == "create"
     assert history[1]["statusDetail"] == "provisioning"
-    assert history[4]["occurredAt"] == "2026-11-21T10:05:00Z" and history[4]["error"]["code"] == 1
+    assert history[2]["metadataPatch"] == {"cancelRequested": True}
+    assert history[5]["occurredAt"] == "2026-11-21T10:05:00Z" and history[5]["error"]["code"] == 1
     assert ledger.get(SNAP) == done
     again = ledger.ingest(lines, snapshots=True)
     assert again["recorded"] == 0

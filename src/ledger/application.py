@@ -21,7 +21,6 @@ from eventsourcing.utils import Environment, EnvType
 from . import commands, log
 from .domain import (
     CancelRequested,
-    Created,
     Deleted,
     Failed,
     Operation,
@@ -29,6 +28,8 @@ from .domain import (
     Progressed,
     Succeeded,
     fold,
+    repeats_cancel,
+    repeats_create,
 )
 from .errors import Code, LedgerError, invalid, not_found
 from .names import validate_name
@@ -150,8 +151,8 @@ class Ledger:
         with translated_errors(self._backend):
             for attempt in range(2):
                 existing = self._find(name)
-                if existing is not None:
-                    return self._repeated_create(existing, values)
+                if existing is not None and repeats_create(existing, values):
+                    return render_operation(existing)
                 op = Operation.create(name, when, values)
                 try:
                     self._save([op])
@@ -187,7 +188,7 @@ class Ledger:
         when = _when(occurred_at)
         with translated_errors(self._backend):
             op = self._load(name)
-            if op.cancel_requested and not op.done and not op.deleted:
+            if repeats_cancel(op):
                 return render_operation(op)
             return self._record(op, CancelRequested, when, {})
 
@@ -678,18 +679,6 @@ class Ledger:
         self._save([op])
         return render_operation(op)
 
-    def _repeated_create(self, existing: Operation, values: JSONObject) -> JSONObject:
-        if existing.deleted:
-            raise LedgerError(
-                Code.FAILED_PRECONDITION, f"operation {existing.name!r} was deleted; a name is created once"
-            )
-        same_request = values["request_id"] is not None and values["request_id"] == existing.request_id
-        first = next(iter(self._app.events.get(existing.name, lte=1)))
-        assert isinstance(first, Created)
-        if same_request or _created_content(first) == values:
-            return render_operation(existing)
-        raise LedgerError(Code.ALREADY_EXISTS, f"operation {existing.name!r} already exists with different content")
-
 
 @contextmanager
 def _out_errors(out: object) -> Iterator[None]:
@@ -716,10 +705,6 @@ def _flat_row(row: dict[str, Any]) -> JSONObject:
         "errorCode": row["error_code"] if row["error_code"] is not None else "",
         "metadataType": row["metadata_type"],
     }
-
-
-def _created_content(event: Created) -> dict[str, Any]:
-    return {attr: getattr(event, attr) for attr in Created.KEYS}
 
 
 def _when(occurred_at: datetime | str | None) -> Timestamp:

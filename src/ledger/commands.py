@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .domain import COMMON_METADATA_TYPE, LIFECYCLE_FIELDS, OWNED_KEYS, Operation, default_lifecycle_fields
+from .domain import (
+    COMMON_METADATA_TYPE,
+    OWNED_KEYS,
+    STORED_LIFECYCLE_FIELDS,
+    VERBATIM,
+    Operation,
+    default_lifecycle_fields,
+)
 from .errors import invalid
 from .values import EMPTY, JSONObject, any_message, check_storable, merge_patch, parse_json, status
 
@@ -26,11 +33,11 @@ def created_values(
     meta = any_message(metadata, "metadata") if metadata is not None else None
     if lifecycle_fields is None or lifecycle_fields == "":
         fields = default_lifecycle_fields(meta)
-    elif lifecycle_fields in LIFECYCLE_FIELDS:
+    elif lifecycle_fields in STORED_LIFECYCLE_FIELDS:
         fields = str(lifecycle_fields)
     else:
-        raise invalid("lifecycleFields", f"{lifecycle_fields!r} is not one of {', '.join(LIFECYCLE_FIELDS)}")
-    if meta is None and fields != "common":
+        raise invalid("lifecycleFields", f"{lifecycle_fields!r} is not one of {', '.join(STORED_LIFECYCLE_FIELDS)}")
+    if meta is None and fields not in ("common", VERBATIM):
         raise invalid(
             "lifecycleFields",
             f"{fields!r} needs metadata of the API's own @type; without metadata the ledger keeps "
@@ -66,8 +73,11 @@ def progressed_values(
     return {"status_detail": status_detail, "progress_percent": progress_percent, "metadata_patch": patch}
 
 
-def succeeded_values(response: object) -> JSONObject:
-    return {"response": any_message(response, "response") if response is not None else dict(EMPTY)}
+def succeeded_values(response: object, *, verbatim: bool = False) -> JSONObject:
+    """The response, google.protobuf.Empty when none is given; a verbatim operation keeps none."""
+    if response is not None:
+        return {"response": any_message(response, "response")}
+    return {"response": None if verbatim else dict(EMPTY)}
 
 
 def failed_values(code: object, message: object, details: Iterable[object] | str | bytes | None) -> JSONObject:
@@ -82,15 +92,15 @@ def _metadata_patch(op: Operation, patch: object) -> JSONObject:
     if not isinstance(patch, Mapping):
         raise invalid("metadataPatch", "must be a JSON object (an RFC 7396 merge patch)")
     check_storable(patch, "metadataPatch")
-    if op.metadata is None:
+    if op.metadata is None and not op.verbatim:
         raise invalid(
             "metadataPatch",
             f"operation {op.name!r} has the ledger's own OperationMetadata; record statusDetail instead",
         )
-    if "@type" in patch and patch["@type"] != op.metadata["@type"]:
+    if op.metadata is not None and "@type" in patch and patch["@type"] != op.metadata["@type"]:
         raise invalid("metadataPatch.@type", f"may not change the metadata type {op.metadata['@type']!r}")
     _refuse_owned_keys(patch, op.lifecycle_fields, "metadataPatch")
-    any_message(merge_patch(op.metadata, patch), "metadataPatch")
+    any_message(merge_patch(op.metadata or {}, patch), "metadataPatch")
     return dict(patch)
 
 

@@ -19,15 +19,21 @@ import orjson
 from . import chain
 from .errors import Code, LedgerError
 from .timestamps import Timestamp, format_timestamp, from_datetime, parse_timestamp, to_datetime
-from .values import EMPTY, JSONObject, merge_patch
+from .values import JSONObject, merge_patch
 
 COMMON_METADATA_TYPE = "type.googleapis.com/google.cloud.common.OperationMetadata"
+# The conventions a creator may ask for. An operation learned from an API's snapshots is `verbatim`:
+# it renders exactly as the API returned it, with nothing the ledger adds (no OperationMetadata, no
+# Empty response, no lifecycle fields).
 LIFECYCLE_FIELDS = ("common", "per-api", "none")
+VERBATIM = "verbatim"
+STORED_LIFECYCLE_FIELDS = (*LIFECYCLE_FIELDS, VERBATIM)
 # The metadata keys the ledger maintains under each convention, in proto field order.
 OWNED_KEYS: dict[str, tuple[str, ...]] = {
     "common": ("createTime", "endTime", "target", "verb", "statusDetail", "cancelRequested", "apiVersion"),
     "per-api": ("createTime", "endTime", "target", "verb", "statusMessage", "requestedCancellation", "apiVersion"),
     "none": (),
+    VERBATIM: (),
 }
 
 
@@ -56,13 +62,15 @@ class Operation:
     target: str | None = None
     api_version: str | None = None
     request_id: str | None = None
-    metadata: JSONObject | None = None  # None: the ledger's own OperationMetadata
+    metadata: JSONObject | None = None  # None: the ledger's own OperationMetadata (verbatim: no metadata)
     lifecycle_fields: str = "common"
+    origin: Created | None = field(default=None, repr=False, compare=False)  # the Created event
     status_detail: str | None = None
     progress_percent: int | None = None
     cancel_requested: bool = False
-    response: JSONObject | None = None
+    response: JSONObject | None = None  # None when done: failed, or (verbatim) no result given
     error: JSONObject | None = None
+    ended: bool = False
     deleted: bool = False
     pending: list[OperationEvent] = field(default_factory=list, repr=False, compare=False)
     # False when the stored history breaks the sequence a fold needs (see `follows`): the views skip
@@ -78,17 +86,19 @@ class Operation:
 
     @property
     def done(self) -> bool:
-        return self.response is not None or self.error is not None
+        return self.ended
+
+    @property
+    def verbatim(self) -> bool:
+        return self.lifecycle_fields == VERBATIM
 
     @property
     def state(self) -> State:
         if self.deleted:
             return State.DELETED
-        if self.response is not None:
-            return State.SUCCEEDED
         if self.error is not None:
             return State.CANCELLED if self.error["code"] == Code.CANCELLED else State.FAILED
-        return State.RUNNING
+        return State.SUCCEEDED if self.ended else State.RUNNING
 
     @classmethod
     def create(cls, name: str, occurred_at: Timestamp, values: JSONObject) -> Operation:
@@ -232,6 +242,7 @@ class Created(OperationEvent):
         op.verb, op.target, op.api_version = self.verb, self.target, self.api_version
         op.metadata, op.request_id = self.metadata, self.request_id
         op.lifecycle_fields = self.lifecycle_fields or default_lifecycle_fields(self.metadata)
+        op.origin = self
 
 
 @dataclass(frozen=True)
@@ -249,8 +260,8 @@ class Progressed(OperationEvent):
             op.status_detail = self.status_detail
         if self.progress_percent is not None:
             op.progress_percent = self.progress_percent
-        if self.metadata_patch is not None and op.metadata is not None:
-            op.metadata = merge_patch(op.metadata, self.metadata_patch)
+        if self.metadata_patch is not None and (op.metadata is not None or op.verbatim):
+            op.metadata = merge_patch(op.metadata or {}, self.metadata_patch)
 
 
 @dataclass(frozen=True)
@@ -264,7 +275,9 @@ class CancelRequested(OperationEvent):
 
 @dataclass(frozen=True)
 class Succeeded(OperationEvent):
-    response: JSONObject = field(default_factory=lambda: dict(EMPTY))
+    # Commands always give a response (google.protobuf.Empty by default); only a verbatim operation
+    # whose API reported it done without a result has none.
+    response: JSONObject | None = None
 
     TYPE = "Succeeded"
     TOPIC = "ledger.Succeeded"
@@ -272,6 +285,7 @@ class Succeeded(OperationEvent):
 
     def apply(self, op: Operation) -> None:
         op.response = self.response
+        op.ended = True
         op.end_time = self.occurred_at
 
 
@@ -285,6 +299,7 @@ class Failed(OperationEvent):
 
     def apply(self, op: Operation) -> None:
         op.error = self.error
+        op.ended = True
         op.end_time = self.occurred_at
 
 
@@ -328,9 +343,9 @@ def broken_rule(op: Operation | None, event: OperationEvent) -> tuple[Code, str]
     elif isinstance(event, CancelRequested) and op.cancel_requested:
         return Code.FAILED_PRECONDITION, f"cancellation of {name!r} was already requested"
     elif isinstance(event, Progressed) and event.metadata_patch is not None:
-        if op.metadata is None:
+        if op.metadata is None and not op.verbatim:
             return Code.INVALID_ARGUMENT, "metadataPatch: the ledger's own OperationMetadata takes no patch"
-        if event.metadata_patch.get("@type", op.metadata["@type"]) != op.metadata["@type"]:
+        if op.metadata is not None and event.metadata_patch.get("@type", op.metadata["@type"]) != op.metadata["@type"]:
             return Code.INVALID_ARGUMENT, f"metadataPatch.@type: may not change {op.metadata['@type']!r}"
     if isinstance(event, Failed) and not 1 <= event.error.get("code", 0) <= 16:
         return Code.INVALID_ARGUMENT, f"error.code: {event.error.get('code')!r} is not an error code 1..16"
@@ -340,6 +355,42 @@ def broken_rule(op: Operation | None, event: OperationEvent) -> tuple[Code, str]
             f"{format_timestamp(op.last_occurred_at)}; time never goes backwards within an operation"
         )
     return None
+
+
+def repeats_create(op: Operation, values: JSONObject, *, rereading: bool = False) -> bool:
+    """Whether a create with `values` repeats the operation's Created (the same content, or the same
+    request id): answered with the operation as it is, recording nothing. Other content is
+    ALREADY_EXISTS. Once the operation is deleted a command is FAILED_PRECONDITION (a name is created
+    once), while a line of a file being read again (`rereading`, ingest) stays a repeat: re-reading
+    a file must change nothing and fail nothing."""
+    if op.deleted and not rereading:
+        raise LedgerError(Code.FAILED_PRECONDITION, f"operation {op.name!r} was deleted; a name is created once")
+    same_request = values.get("request_id") is not None and values["request_id"] == op.request_id
+    if same_request or (op.origin is not None and created_content(op.origin) == created_content_of(values)):
+        return True
+    if op.deleted:
+        raise LedgerError(Code.FAILED_PRECONDITION, f"operation {op.name!r} was deleted; a name is created once")
+    raise LedgerError(Code.ALREADY_EXISTS, f"operation {op.name!r} already exists with different content")
+
+
+def repeats_cancel(op: Operation, *, rereading: bool = False) -> bool:
+    """Whether a cancel request repeats one already recorded: a no-op, not an event (SPEC §2). For a
+    command only while the request stands (after the end, a cancel is refused as any change is); for a
+    line read again, whenever it comes."""
+    if rereading:
+        return op.cancel_requested
+    return op.cancel_requested and not op.done and not op.deleted
+
+
+def created_content(event: Created) -> bytes:
+    """A Created event's content, time aside: what makes two creates the same."""
+    return orjson.dumps(event.values(), option=orjson.OPT_SORT_KEYS)
+
+
+def created_content_of(values: JSONObject) -> bytes:
+    """`created_content` of the values a Created would be built from (unset ones omitted alike)."""
+    shown = {Created.KEYS[k]: v for k, v in values.items() if v is not None}
+    return orjson.dumps(shown, option=orjson.OPT_SORT_KEYS)
 
 
 def refuse_if_broken(op: Operation | None, event: OperationEvent) -> None:
@@ -404,7 +455,7 @@ _STORED_SHAPES: dict[str, Callable[[Any], bool]] = {
     "status_detail": _text,
     "metadata": _any,
     "response": _any,
-    "lifecycle_fields": lambda v: v in LIFECYCLE_FIELDS,
+    "lifecycle_fields": lambda v: v in STORED_LIFECYCLE_FIELDS,
     "progress_percent": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100,
     "metadata_patch": lambda v: isinstance(v, dict),
     "error": _status,

@@ -14,10 +14,10 @@ import copy
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-import orjson
 from eventsourcing.persistence import RecordConflictError, Transcoder
 
 from . import commands, log
+from .documents import Document, json_lines, snapshot_documents
 from .domain import (
     EVENT_TYPES,
     CancelRequested,
@@ -25,11 +25,14 @@ from .domain import (
     Operation,
     OperationEvent,
     fold,
+    repeats_cancel,
+    repeats_create,
 )
 from .errors import Code, LedgerError, invalid
 from .names import validate_name
 from .projections.database import ViewDatabase
-from .snapshots import events_from_snapshot
+from .rendering import states_passed
+from .snapshots import RECORDED, STALE, UNCHANGED, Snapshot, explain
 from .store import decode_stored
 from .timestamps import now, parse_timestamp
 from .values import JSONObject
@@ -58,26 +61,37 @@ class Summary:
     recorded: int = 0
     duplicates: int = 0
     rejected: int = 0
+    unchanged: int = 0  # snapshots equal to the operation's current state
+    stale: int = 0  # snapshots of a state the operation already passed
     operations: set[str] = field(default_factory=set)
+    snapshots: bool = False
 
     def to_json(self) -> JSONObject:
-        return {
+        counts: JSONObject = {
             "lines": self.lines,
             "recorded": self.recorded,
             "duplicates": self.duplicates,
             "rejected": self.rejected,
-            "operations": len(self.operations),
         }
+        if self.snapshots:
+            counts.update(unchanged=self.unchanged, stale=self.stale)
+        counts["operations"] = len(self.operations)
+        return counts
 
 
 @dataclass
 class _Known:
-    """An operation as ingest sees it: its state and the signatures of every event it holds."""
+    """An operation as ingest sees it: its state, its stored events and the signatures of each."""
 
     op: Operation | None
     signatures: set[tuple[str, int, bytes]]
     by_version: dict[int, tuple[str, int, bytes]]
-    created: bytes = b""  # the Created event's content, time aside
+    history: list[OperationEvent] = field(default_factory=list)
+
+    def passed(self) -> list[JSONObject]:
+        """The states the operation went through before its current one, stored or from this batch."""
+        pending = self.op.pending if self.op is not None else []
+        return states_passed([*self.history, *pending])[:-1]
 
 
 class Ingester:
@@ -101,10 +115,12 @@ class Ingester:
         progress: Callable[[int], None] | None = None,
     ) -> Summary:
         """Apply every line. `on_accept(line, outcome)` hears of each line that landed, as RECORDED
-        (it added events), DUPLICATE (every event it holds was there) or UNCHANGED (a snapshot with
-        nothing new); `on_reject` of each line that did not."""
-        summary = Summary()
-        for batch in _batches(lines):
+        (it added events), DUPLICATE (every event it holds was there), UNCHANGED (a snapshot of the
+        current state) or STALE (a snapshot of a state already passed); `on_reject` of each line that
+        did not."""
+        summary = Summary(snapshots=snapshots)
+        documents = snapshot_documents(lines) if snapshots else json_lines(lines)
+        for batch in _batches(documents):
             rejections, outcomes = self._batch(batch, snapshots, summary)
             for rejection in rejections:
                 summary.rejected += 1
@@ -119,17 +135,17 @@ class Ingester:
         return summary
 
     def _batch(
-        self, batch: list[tuple[int, bytes]], snapshots: bool, summary: Summary
+        self, batch: list[Document], snapshots: bool, summary: Summary
     ) -> tuple[list[Rejection], list[tuple[int, str]]]:
         """Apply one batch; on a lost race with another writer, reload and apply it again."""
-        parsed = [_parse(raw) for _, raw in batch]
+        parsed = [line for _, _, line in batch]
         for attempt in range(3):
             known = self._load({name for line in parsed for name in _names(line, snapshots)})
             rejections: list[Rejection] = []
             outcomes: list[tuple[int, str]] = []
             counts = Summary()
-            for (number, raw), line in zip(batch, parsed, strict=True):
-                before = (counts.recorded, counts.duplicates)
+            for number, raw, line in batch:
+                before = (counts.recorded, counts.duplicates, counts.stale)
                 try:
                     if isinstance(line, LedgerError):
                         raise line
@@ -137,14 +153,7 @@ class Ingester:
                         self._snapshot_line(line, known, counts)
                     else:
                         self._event_line(line, known, counts)
-                    outcome = (
-                        "RECORDED"
-                        if counts.recorded > before[0]
-                        else "DUPLICATE"
-                        if counts.duplicates > before[1]
-                        else "UNCHANGED"
-                    )
-                    outcomes.append((number, outcome))
+                    outcomes.append((number, _outcome(before, counts)))
                 except LedgerError as e:
                     rejections.append(Rejection(number, f"{e.code_name}: {e.message}", _text(raw)))
                 except (TypeError, ValueError, AttributeError) as e:  # a shape no check foresaw: still this line's
@@ -158,6 +167,8 @@ class Ingester:
                 continue
             summary.recorded += counts.recorded
             summary.duplicates += counts.duplicates
+            summary.unchanged += counts.unchanged
+            summary.stale += counts.stale
             summary.operations |= counts.operations
             return rejections, outcomes
         raise AssertionError("unreachable")  # pragma: no cover
@@ -186,27 +197,37 @@ class Ingester:
         self._append(name, entry, event_class, when, values, version, counts)
 
     def _snapshot_line(self, parsed: JSONObject, known: dict[str, _Known], counts: Summary) -> None:
-        snapshots = parsed.get("operations", []) if "operations" in parsed or not parsed else [parsed]
-        if not isinstance(snapshots, list):
+        """One Operation, or a ListOperationsResponse page of them; a line lands whole or not at all."""
+        page = "operations" in parsed or "nextPageToken" in parsed or not parsed
+        raw_snapshots = parsed.get("operations", []) if page else [parsed]
+        if not isinstance(raw_snapshots, list) or not all(isinstance(item, dict) for item in raw_snapshots):
             raise invalid("operations", "must be a list of Operation objects")
-        if not all(isinstance(snapshot, dict) for snapshot in snapshots):
-            raise invalid("operations", "must be a list of Operation objects")
-        names = [validate_name(snapshot.get("name")) for snapshot in snapshots]
-        # A line lands whole or not at all: keep what it could change, to put back if it is rejected.
-        before = {name: copy.deepcopy(known.get(name)) for name in names}
-        tally = (counts.recorded, counts.duplicates, set(counts.operations))
+        if page and set(parsed) - {"operations", "nextPageToken", "unreachable"}:
+            raise invalid(
+                sorted(set(parsed) - {"operations", "nextPageToken", "unreachable"})[0],
+                "is not a field of ListOperationsResponse",
+            )
+        snapshots = [Snapshot.parse(raw, validate_name(raw.get("name"))) for raw in raw_snapshots]
+        # Keep what the line could change, to put back if it is rejected.
+        before = {snapshot.name: copy.deepcopy(known.get(snapshot.name)) for snapshot in snapshots}
+        tally = (counts.recorded, counts.duplicates, counts.unchanged, counts.stale, set(counts.operations))
         try:
-            for name, snapshot in zip(names, snapshots, strict=True):
-                entry = known.setdefault(name, _Known(None, set(), {}))
-                for event_class, when, values in list(events_from_snapshot(entry.op, snapshot, now())):
-                    self._append(name, entry, event_class, when, values, None, counts)
+            for snapshot in snapshots:
+                entry = known.setdefault(snapshot.name, _Known(None, set(), {}))
+                explanation = explain(entry.op, snapshot, entry.passed, now())
+                if explanation.outcome == UNCHANGED:
+                    counts.unchanged += 1
+                elif explanation.outcome == STALE:
+                    counts.stale += 1
+                for event_class, when, values in explanation.events:
+                    self._append(snapshot.name, entry, event_class, when, values, None, counts)
         except LedgerError:
             for name, kept in before.items():
                 if kept is None:
                     known.pop(name, None)
                 else:
                     known[name] = kept
-            counts.recorded, counts.duplicates, counts.operations = tally
+            counts.recorded, counts.duplicates, counts.unchanged, counts.stale, counts.operations = tally
             raise
 
     def _append(
@@ -233,21 +254,16 @@ class Ingester:
         if version is not None and version != (op.version if op else 0) + 1:
             latest = op.version if op else 0
             raise LedgerError(Code.FAILED_PRECONDITION, f"version {version} would leave a gap after version {latest}")
-        if isinstance(candidate, Created) and op is not None:
-            if entry.created == _content(candidate) or (values["request_id"] and values["request_id"] == op.request_id):
-                counts.duplicates += 1  # a repeated create, as the command treats it (even once deleted)
-                return
-            if op.deleted:
-                raise LedgerError(Code.FAILED_PRECONDITION, f"operation {name!r} was deleted; a name is created once")
-            raise LedgerError(Code.ALREADY_EXISTS, f"operation {name!r} already exists with different content")
+        if isinstance(candidate, Created) and op is not None and repeats_create(op, values, rereading=True):
+            counts.duplicates += 1  # a repeated create, as the command answers it
+            return
         if op is None and not isinstance(candidate, Created):
             raise LedgerError(Code.NOT_FOUND, f"operation {name!r} not found")
-        if isinstance(candidate, CancelRequested) and op is not None and op.cancel_requested:
+        if isinstance(candidate, CancelRequested) and op is not None and repeats_cancel(op, rereading=True):
             counts.duplicates += 1  # a second request is a no-op, whenever it comes
             return
         if op is None:
             op = entry.op = Operation.start(candidate)
-            entry.created = _content(candidate)
         else:
             op.append(candidate)
         entry.signatures.add(signature)
@@ -267,12 +283,10 @@ class Ingester:
             histories.setdefault(name, []).append(decode_stored(name, version, topic, state, self.transcoder))
         for name, events in histories.items():
             entry = known[name]
-            entry.op = fold(events)
+            entry.op, entry.history = fold(events), events
             for event in events:
                 entry.signatures.add(event.signature())
                 entry.by_version[event.originator_version] = event.signature()
-                if isinstance(event, Created):
-                    entry.created = _content(event)
         return known
 
 
@@ -297,7 +311,7 @@ def _values(event_class: type[OperationEvent], line: JSONObject, op: Operation |
             metadata_patch=line.get("metadataPatch"),
         )
     if event_class.TYPE == "Succeeded":
-        return commands.succeeded_values(line.get("response"))
+        return commands.succeeded_values(line.get("response"), verbatim=op.verbatim)
     if event_class.TYPE == "Failed":
         error = line.get("error")
         if not isinstance(error, dict):
@@ -309,32 +323,25 @@ def _values(event_class: type[OperationEvent], line: JSONObject, op: Operation |
     return {}
 
 
-def _content(event: OperationEvent) -> bytes:
-    return orjson.dumps(event.values(), option=orjson.OPT_SORT_KEYS)
+def _outcome(before: tuple[int, int, int], counts: Summary) -> str:
+    """What a line did, from the counts it moved."""
+    recorded, duplicates, stale = before
+    if counts.recorded > recorded:
+        return RECORDED
+    if counts.duplicates > duplicates:
+        return "DUPLICATE"
+    return STALE if counts.stale > stale else UNCHANGED
 
 
-def _batches(lines: Iterable[bytes]) -> Iterator[list[tuple[int, bytes]]]:
-    batch: list[tuple[int, bytes]] = []
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        batch.append((number, raw))
+def _batches(documents: Iterable[Document]) -> Iterator[list[Document]]:
+    batch: list[Document] = []
+    for document in documents:
+        batch.append(document)
         if len(batch) == BATCH_LINES:
             yield batch
             batch = []
     if batch:
         yield batch
-
-
-def _parse(raw: bytes) -> JSONObject | LedgerError:
-    """A line's JSON object, or why it is not one (its line's rejection, when the batch gets to it)."""
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        return invalid("line", f"not valid JSON: {e}")
-    if not isinstance(value, dict):
-        return invalid("line", "must be a JSON object")
-    return value
 
 
 def _names(line: JSONObject | LedgerError, snapshots: bool) -> list[str]:

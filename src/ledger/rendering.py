@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from .domain import COMMON_METADATA_TYPE, OWNED_KEYS, Operation, OperationEvent
@@ -10,14 +11,20 @@ from .values import JSONObject
 
 
 def render_operation(op: Operation) -> JSONObject:
-    """`google.longrunning.Operation` JSON: name, metadata, done (only when true), error or response."""
-    out: JSONObject = {"name": op.name, "metadata": render_metadata(op)}
-    if op.error is not None:
+    """`google.longrunning.Operation` JSON: name, metadata, done (only when true), error or response.
+
+    A verbatim operation shows what its API returned and nothing else: no metadata when it gave none,
+    done without a result when it gave none.
+    """
+    out: JSONObject = {"name": op.name}
+    if not op.verbatim or op.metadata is not None:
+        out["metadata"] = render_metadata(op)
+    if op.done:
         out["done"] = True
-        out["error"] = op.error
-    elif op.response is not None:
-        out["done"] = True
-        out["response"] = op.response
+        if op.error is not None:
+            out["error"] = op.error
+        elif op.response is not None:
+            out["response"] = op.response
     return out
 
 
@@ -44,6 +51,17 @@ def _lifecycle_values(op: Operation, keys: tuple[str, ...]) -> JSONObject:
         (api_version, op.api_version),
     ]
     return {key: value for key, value in values if value not in (None, "")}
+
+
+def states_passed(events: Iterable[OperationEvent]) -> list[JSONObject]:
+    """The Operation JSON after each of an operation's events, oldest first."""
+    states: list[JSONObject] = []
+    op: Operation | None = None
+    for event in events:
+        op = event.mutate(op)
+        if op is not None:
+            states.append(render_operation(op))
+    return states
 
 
 def render_event(event: OperationEvent, position: int | None) -> JSONObject:

@@ -49,15 +49,18 @@ def simulate(count: int, seed: int) -> None:
 def ingest(ctx: click.Context, source: str, snapshots: bool, reject_file: str | None) -> None:
     """Load event JSON lines (or Operation snapshots) into the ledger, in batches.
 
-    Duplicates are skipped, so loading a file twice changes nothing. A bad line is rejected with its
-    line number and reason (in the reject file and on stderr); every other line lands. Exits 1 when
-    any line was rejected. Prints a summary as JSON.
+    Duplicates are skipped, so loading a file twice changes nothing. With --snapshots the input may
+    be JSON lines, a JSON array, pretty-printed JSON documents or gcloud's YAML, found from the
+    content; a snapshot of the current state (unchanged) or of one already passed (stale) records
+    nothing. A bad line is rejected with its line number and reason (in the reject file and on
+    stderr); every other line lands. Exits 1 when any line was rejected. Prints a summary as JSON.
 
     \b
     Examples:
       ledger simulate 1000 | ledger ingest
       ledger ingest events.jsonl --reject-file rejects.jsonl
-      gcloud dataproc operations list --format=json | jq -c '.[]' | ledger ingest --snapshots
+      gcloud dataproc operations list --region us-central1 --format=json | ledger ingest --snapshots
+      gcloud dataproc operations describe OPERATION --region us-central1 | ledger ingest --snapshots
     """
     ledger = open_ledger(ctx)
     stream: IO[bytes] = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115 - closed below

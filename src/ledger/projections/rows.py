@@ -53,9 +53,10 @@ def operation_row(op: Operation) -> tuple[Any, ...]:
         1 if op.cancel_requested else 0,
         error["code"] if error else None,
         error.get("message", "") if error else None,
-        rendered["metadata"]["@type"],
+        # A verbatim operation may have no metadata: no type, and an empty object to filter on.
+        rendered.get("metadata", {}).get("@type", ""),
         response["@type"] if response else None,
-        orjson.dumps(rendered["metadata"]).decode(),
+        orjson.dumps(rendered.get("metadata", {})).decode(),
         orjson.dumps(response).decode() if response else None,
         orjson.dumps(rendered),
     )

@@ -135,7 +135,14 @@ class Service:
 
     # -- google.longrunning.Operations ----------------------------------------------------------
 
+    async def _addressed(self, call: Call) -> Call:
+        """The call with the operation its path means (see `_addressed_name`)."""
+        if not call.name.startswith("operations/"):
+            return call
+        return Call(call.method, await self.pool.run(lambda lg: _addressed_name(lg, call.name)))
+
     async def _get(self, request: Request, call: Call, principal: str | None) -> Response:
+        call = await self._addressed(call)
         await self._require(principal, "ledger.operations.get", call.name)
         return _json_bytes(await self.pool.run(lambda lg: lg.get_json(call.name)))
 
@@ -150,17 +157,20 @@ class Service:
         return _json_bytes(page)
 
     async def _cancel(self, request: Request, call: Call, principal: str | None) -> Response:
+        call = await self._addressed(call)
         await self._require(principal, "ledger.operations.cancel", call.name)
         _body(await _read(request), call, allowed=("name",))
         await self.pool.run(lambda lg: _existing(lg, call.name).cancel(call.name))
         return _json({})
 
     async def _delete(self, request: Request, call: Call, principal: str | None) -> Response:
+        call = await self._addressed(call)
         await self._require(principal, "ledger.operations.delete", call.name)
         await self.pool.run(lambda lg: _existing(lg, call.name).delete(call.name))
         return _json({})
 
     async def _wait(self, request: Request, call: Call, principal: str | None) -> Response:
+        call = await self._addressed(call)
         await self._require(principal, "ledger.operations.get", call.name)
         body = _body(await _read(request), call, allowed=("name", "timeout"))
         timeout = min(self.max_wait, _duration(body["timeout"])) if "timeout" in body else self.max_wait
@@ -247,6 +257,24 @@ def _refusal(principal: str | None, permission: str, resource: str) -> LedgerErr
 def _first_denied(lg: Ledger, principal: str | None, needed: list[tuple[str, str]]) -> tuple[str, str] | None:
     """The first (name, permission) the principal lacks, all checked in one call."""
     return next(((name, p) for name, p in needed if p not in lg.permissions(principal, name)), None)
+
+
+def _addressed_name(lg: Ledger, name: str) -> str:
+    """The operation a path `operations/{rest}` names: the one of that name, else the one named `rest`.
+    Speech v1 names its operations with a bare number, and its clients address them as
+    `operations/{number}`."""
+    try:
+        lg.get_json(name)
+    except LedgerError as e:
+        if e.code != Code.NOT_FOUND:
+            raise
+        bare = name.removeprefix("operations/")
+        try:
+            lg.get_json(bare)
+        except LedgerError:
+            return name
+        return bare
+    return name
 
 
 def _existing(lg: Ledger, name: str) -> Ledger:

@@ -248,7 +248,7 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["line", "status"],
         "properties": {
             "line": {"type": "integer"},
-            "status": {"type": "string", "enum": ["RECORDED", "DUPLICATE", "UNCHANGED", "REJECTED"]},
+            "status": {"type": "string", "enum": ["RECORDED", "DUPLICATE", "UNCHANGED", "STALE", "REJECTED"]},
             "error": _ref("Status"),
         },
         "additionalProperties": False,

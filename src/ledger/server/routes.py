@@ -3,9 +3,10 @@
 google-api-core's REST operations client calls `/v1/{name=**/operations/*}` and
 `/v1/{name=**}/operations`; operations.proto annotates `/v1/{name=operations/**}` and
 `/v1/{name=operations}`. Both reduce to one rule here: a path that is an operation name addresses that
-operation, and one that ends in `operations` lists the collection before it. A custom verb (`:cancel`)
-follows the last `:` of the last segment, and only POST takes one, so a GET of an id holding a `:`
-still reads that operation.
+operation, and one that ends in `operations` lists the collection before it. A name that neither
+rule binds (`projects/p/jobs/j`) is not served over HTTP. A custom verb (`:cancel`) follows the last
+`:` of the last segment, and only POST takes one, so a GET of an id holding a `:` still reads that
+operation.
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ def route(http_method: str, path: str) -> Call | None:
 
 
 def _is_operation(path: str) -> bool:
-    """Shaped as `[...]/operations/{id}`; whether the name is valid is the ledger's to say."""
+    """A path either rule binds to an operation: `**/operations/*` or `operations/**` (which holds
+    Access Context Manager's `operations/accessPolicies/{p}/create/{id}`, and Speech v1's bare
+    numbers as its clients write them, `operations/{number}`). Whether the name is valid is the
+    ledger's to say."""
     segments = path.split("/")
-    return len(segments) >= 2 and segments[-2] == "operations" and segments[-1] != ""
+    if segments[-1] == "":
+        return False
+    return (len(segments) >= 2 and segments[-2] == "operations") or (
+        segments[0] == "operations" and len(segments) >= 2 and segments[-1] != "operations"
+    )
