@@ -132,6 +132,8 @@ class Proxy:
                 for key, _ in selector.select(timeout=0.1):
                     sock = key.fileobj
                     assert isinstance(sock, socket.socket)
+                    if sock is not listener and sock not in pairs:
+                        continue  # closed a moment ago with its partner, in this same round
                     if sock is listener:
                         client, _ = listener.accept()
                         upstream = socket.create_connection(self.target)

@@ -73,6 +73,7 @@ def test_a_field_the_installed_definition_lacks_is_refused_not_dropped() -> None
         TypeRegistry().operation(_operation(metadata={"@type": CLUSTER_METADATA, "clusterName": "a", "newField": 1}))
     assert refused.value.type_name == "google.cloud.dataproc.v1.ClusterOperationMetadata"
     assert "newField" in refused.value.message and "installed" in refused.value.message
+    assert "install a version of the client library" in refused.value.message
 
 
 def test_descriptor_sets_supply_an_apis_own_types(tmp_path: Path) -> None:
@@ -107,6 +108,9 @@ def test_bad_descriptor_sets_are_invalid_arguments(tmp_path: Path) -> None:
     without_imports.write_bytes(files.SerializeToString())
     with pytest.raises(LedgerError, match="include_imports"):
         TypeRegistry([without_imports])
+    newer = _descriptor_set(tmp_path, "google.cloud.dataproc.v1", "message ClusterOperationMetadata { string x = 1; }")
+    with pytest.raises(LedgerError, match="cannot replace one that an installed package defines"):
+        TypeRegistry([newer])
 
 
 def test_ledger_types_lists_held_types_and_whether_each_can_be_served(tmp_path: Path) -> None:

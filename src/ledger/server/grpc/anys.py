@@ -110,7 +110,13 @@ class TypeRegistry:
     def _add_file(self, path: Path, file: descriptor_pb2.FileDescriptorProto) -> None:
         # An installed definition of the same file wins, so a later import of its module cannot clash.
         for message_type in file.message_type:
-            self.find(f"{file.package}.{message_type.name}" if file.package else message_type.name)
+            name = f"{file.package}.{message_type.name}" if file.package else message_type.name
+            if self.find(name) is not None and self.pool.FindMessageTypeByName(name).file.name != file.name:
+                raise invalid(
+                    "descriptor-set",
+                    f"{path}: {name} is already defined ({self.find(name)}); a descriptor set adds types, it "
+                    "cannot replace one that an installed package defines",
+                )
         try:
             self.pool.FindFileByName(file.name)
             return
@@ -156,11 +162,15 @@ class TypeRegistry:
     def _mismatch(self, problem: str, what: str) -> UnpackableError:
         named = _NAMED_TYPE.search(problem)
         name = named.group(1) if named else ""
-        where = f" ({self._found.get(name) or 'installed'})" if name else ""
+        source = self.find(name) if name else None
+        if source and source.startswith("descriptor set"):
+            remedy = "make that descriptor set again from the API's current .proto"
+        else:
+            remedy = "install a version of the client library that defines it as the API now does"
         return UnpackableError(
             name,
-            f"cannot send this {what} over gRPC exactly: {problem}; the definition of {name or 'a type'}{where} "
-            f"does not match the stored JSON: {_supply_hint(name or 'it')}",
+            f"cannot send this {what} over gRPC exactly: {problem}; the definition of {name or 'a type'} "
+            f"({source or 'installed'}) does not match the stored JSON: {remedy}",
         )
 
 
