@@ -78,6 +78,10 @@ def test_operations_client_gets_lists_pages_cancels_and_deletes(server: GrpcServ
         assert [name for page in pages for name in page] == [n for n in reversed(names) if n not in names[1:3]]
         collection_form = client.list_operations(f"{collection}/operations", filter_="done = true")
         assert {op.name for op in collection_form} == {names[1], names[2]}
+        with server.channel(ADMIN) as channel:  # return_partial_success is accepted; nothing is unreachable
+            request = operations_pb2.ListOperationsRequest(name=collection, page_size=1, return_partial_success=True)
+            page = operations_pb2_grpc.OperationsStub(channel).ListOperations(request)
+            assert len(page.operations) == 1 and page.next_page_token and not page.unreachable
 
         client.cancel_operation(names[3])
         assert lg.get(names[3])["metadata"]["cancelRequested"] is True
@@ -253,6 +257,7 @@ def test_a_type_without_a_descriptor_fails_that_call_only_and_says_how_to_supply
     with pytest.raises(exceptions.FailedPrecondition) as refused:
         client.get_operation(odd)
     assert "nowhere.v1.Unknown" in refused.value.message and "--descriptor-set" in refused.value.message
+    assert refused.value.details[0].metadata == {"type": "nowhere.v1.Unknown"}  # the ErrorInfo, unpacked
     assert client.get_operation(f"{collection}/operations/fine").name.endswith("/fine")
     with server.http.client(ADMIN) as http:  # HTTP still serves it as JSON
         assert http.get(f"/v1/{odd}").json()["metadata"]["x"] == 1

@@ -17,6 +17,7 @@ from google.rpc import status_pb2
 
 from ...errors import Code, LedgerError
 from ..errors import error_body
+from .anys import UnpackableError
 
 DETAILS_KEY = "grpc-status-details-bin"
 _REGISTERED = (_error_details,)
@@ -28,8 +29,10 @@ def status_code(code: int) -> Any:
 
 
 def rpc_status(error: LedgerError) -> status_pb2.Status:
-    """The google.rpc.Status for an error, its details those of the HTTP envelope."""
-    _, body = error_body(error)
+    """The google.rpc.Status for an error, its details those of the HTTP envelope; a payload that
+    cannot be packed names its type in the ErrorInfo's metadata too."""
+    named = {"type": error.type_name} if isinstance(error, UnpackableError) and error.type_name else {}
+    _, body = error_body(error, **named)
     details = orjson.loads(body)["error"].get("details", [])
     envelope = {"code": int(error.code), "message": error.message, "details": details}
     return json_format.ParseDict(envelope, status_pb2.Status())
