@@ -188,3 +188,15 @@ def test_health_is_not_serving_while_the_database_is_unreachable(tmp_path: Path)
         proxy.cut()
         drop_schema(PG_DSN, schema)
     assert server.http.log is not None and "gRPC health: NOT_SERVING" in server.http.log.read_text()
+
+
+def test_a_taken_grpc_port_or_half_a_tls_pair_fails_before_serving(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        command = [LEDGER, "--db", url, "serve", "--port", "0", "--grpc-port", port, "--allow-anonymous"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1 and done.stderr.startswith(f"Error: cannot listen for gRPC on 127.0.0.1 port {port}")
+    cert, _ = _certificate(tmp_path)
+    half = subprocess.run([*command, "--tls-cert", str(cert)], capture_output=True, text=True, timeout=60, check=False)
+    assert half.returncode == 2 and "--tls-cert and --tls-key together" in half.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,10 @@ def grpc_service(host: str, port: int, descriptor_sets: tuple[Path, ...], tls: t
         from ..server.grpc.server import GrpcSettings, grpc_companion
     except ImportError as e:
         raise click.ClickException(f"gRPC needs its extra: pip install 'ledger[grpc]' ({e})") from None
+    try:  # a port already taken fails here, in one line, rather than in the server's start-up
+        socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET).close()
+    except OSError as e:
+        raise click.ClickException(f"cannot listen for gRPC on {host} port {port}: {e.strerror}") from None
     registry = TypeRegistry(descriptor_sets)
     pem = None if tls is None else (tls[0].read_bytes(), tls[1].read_bytes())
     return grpc_companion(GrpcSettings(host, port, registry, pem))
