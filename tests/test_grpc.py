@@ -20,7 +20,7 @@ from google.cloud import dataproc_v1
 from google.cloud.dataproc_v1.services.cluster_controller.transports import ClusterControllerGrpcTransport
 from google.iam.v1 import iam_policy_pb2, iam_policy_pb2_grpc, policy_pb2
 from google.longrunning import operations_pb2, operations_pb2_grpc
-from google.protobuf import duration_pb2, struct_pb2
+from google.protobuf import descriptor_pb2, duration_pb2, struct_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -277,6 +277,13 @@ def test_health_and_reflection(server: GrpcServer) -> None:
             s.name for r in reflection.ServerReflectionInfo(iter([request])) for s in r.list_services_response.service
         }
     assert {"google.longrunning.Operations", "google.iam.v1.IAMPolicy", "grpc.health.v1.Health"} <= services
+    with server.channel() as channel:  # the default metadata type is described, for tools that print Anys
+        ask = reflection_pb2.ServerReflectionRequest(file_containing_symbol="google.cloud.common.OperationMetadata")
+        answer = next(iter(reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(iter([ask]))))
+    files = [
+        descriptor_pb2.FileDescriptorProto.FromString(f) for f in answer.file_descriptor_response.file_descriptor_proto
+    ]
+    assert any(m.name == "OperationMetadata" for f in files for m in f.message_type)
 
 
 def test_a_request_larger_than_an_http_body_may_be_is_refused(server: GrpcServer) -> None:

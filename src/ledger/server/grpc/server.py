@@ -27,6 +27,7 @@ _log = logging.getLogger("ledger.server")
 OPERATIONS = operations_pb2.DESCRIPTOR.services_by_name["Operations"].full_name
 IAM_POLICY = iam_policy_pb2.DESCRIPTOR.services_by_name["IAMPolicy"].full_name
 HEALTH_CHECK_SECONDS = 1.0
+DEFAULT_METADATA = "google.cloud.common.OperationMetadata"
 
 # The limits, with the HTTP side's where it has one (README: "The gRPC service").
 MAX_RECEIVE_BYTES = MAX_BODY_BYTES  # a request as large as an HTTP body may be (32 MiB)
@@ -57,6 +58,9 @@ def grpc_companion(settings: GrpcSettings) -> Callable[[Service], AbstractAsyncC
     @asynccontextmanager
     async def serving(service: Service) -> AsyncIterator[None]:
         server = grpc.aio.server(options=OPTIONS, maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS)
+        # The ledger's default metadata type, loaded now so that reflection describes it from the start
+        # (tools that print an Any, as grpcurl does, ask reflection for its type).
+        settings.registry.find(DEFAULT_METADATA)
         calls = Calls(service, settings.registry)
         operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(calls), server)
         iam_policy_pb2_grpc.add_IAMPolicyServicer_to_server(IAMPolicyServicer(calls), server)
