@@ -29,11 +29,11 @@ def build(url: str, operations: int) -> int:
         for op in simulate_operations(operations, seed=7):
             pending.append(op)
             if len(pending) == 500:
-                lg._app.save(*pending)
+                lg.parts.app.save(*pending)
                 pending = []
         if pending:
-            lg._app.save(*pending)
-        lg._engine.catch_up()
+            lg.parts.app.save(*pending)
+        lg.parts.engine.catch_up()
         return lg.log_end()
 
 

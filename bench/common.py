@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from ledger.store import PostgresBackend, open_backend
+from ledger.storage.postgres import PostgresBackend
+from ledger.storage.urls import open_backend
 
 
 @contextmanager

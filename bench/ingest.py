@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from common import fresh_store, provenance, write_result
@@ -48,7 +48,7 @@ def ledger_ingest(url: str, lines: Path) -> int:
 def eventsourcing_saves(url: str, operations: int, per_save: int) -> int:
     """The same events through eventsourcing's Application.save, without views or ingest checks."""
     with Ledger.open(url) as lg:
-        app = lg._app
+        app = lg.parts.app
         pending, count = [], 0
         for op in simulate_operations(operations, seed=42):
             count += len(op.pending)
@@ -64,13 +64,13 @@ def eventsourcing_saves(url: str, operations: int, per_save: int) -> int:
 def raw_insert(url: str, operations: int) -> int:
     """The floor: the same stored rows (topic, payload bytes) inserted straight into the table."""
     with Ledger.open(url) as lg:
-        mapper = lg._app.mapper
+        mapper = lg.parts.app.mapper
         rows = [
             mapper.to_stored_event(event)
             for op in simulate_operations(operations, seed=42)
             for event in op.collect_events()
         ]
-        db = lg._engine.db
+        db = lg.parts.db
         started = time.perf_counter()
         if db.dialect.name == "sqlite":
             with db.write() as cursor:
@@ -82,7 +82,7 @@ def raw_insert(url: str, operations: int) -> int:
         else:
             with (
                 db.write() as cursor,
-                cursor.copy(
+                cast(Any, cursor).copy(  # psycopg's own cursor: COPY
                     f"COPY {db.events_table} (originator_id, originator_version, topic, state) FROM STDIN"
                 ) as copy,
             ):
@@ -96,7 +96,7 @@ def raw_ledger_rows(url: str, operations: int) -> int:
     """The storage floor of ingest: the stored events and the views' rows for them, built in memory
     first, then inserted in one transaction into the tables as ingest finds them (indexes included)."""
     with Ledger.open(url) as lg:
-        mapper = lg._app.mapper
+        mapper = lg.parts.app.mapper
         stored, changes = [], []
         for op in simulate_operations(operations, seed=42):
             state = None
@@ -107,7 +107,7 @@ def raw_ledger_rows(url: str, operations: int) -> int:
                 state, change = landed
                 changes.append(change)
         rows = [(str(r.originator_id), r.originator_version, r.topic, r.state) for r in stored]
-        db = lg._engine.db
+        db = lg.parts.db
         started = time.perf_counter()
         with db.recording(len(rows)) as cursor:
             db.insert_events(cursor, rows)

@@ -17,9 +17,9 @@ from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.projection import Projection, ProjectionRunner
 from psycopg.sql import SQL, Identifier
 
-from ledger.application import LedgerApplication
-from ledger.domain import Operation, OperationEvent
-from ledger.rendering import render_operation
+from ledger.domain.operation import Operation, OperationEvent
+from ledger.domain.rendering import render_operation
+from ledger.storage.store import LedgerApplication
 
 
 class OperationBodies(PostgresTrackingRecorder):

@@ -55,20 +55,20 @@ def load(lg: Ledger, operations: int) -> tuple[list[str], float, float]:
         names.append(op.name)
         pending.append(op)
         if len(pending) == 500:
-            lg._app.save(*pending)
+            lg.parts.app.save(*pending)
             pending = []
             if len(names) % 100_000 == 0:
                 print(f"  saved {len(names):,} operations", file=sys.stderr)
     if pending:
-        lg._app.save(*pending)
+        lg.parts.app.save(*pending)
     saved = time.perf_counter()
-    lg._engine.catch_up(progress=None)
+    lg.parts.engine.catch_up(progress=None)
     return names, saved - started, time.perf_counter() - saved
 
 
 def raw_read(lg: Ledger) -> tuple[int, float]:
     """The floor for replay: read every stored event row and decode its JSON payload."""
-    db = lg._engine.db
+    db = lg.parts.db
     count = 0
     started = time.perf_counter()
     with db.read() as cursor:
@@ -92,7 +92,7 @@ def main() -> None:
     result: dict[str, Any] = {**provenance("views", args.backend), "operations": args.operations}
     with fresh_store(args.backend) as url, Ledger.open(url) as lg:
         names, save_s, project_s = load(lg, args.operations)
-        events = lg._engine.positions()["operations"]
+        events = lg.parts.engine.positions()["operations"]
         result["events"] = events
         result["load"] = {
             "save_events_per_s": round(events / save_s),
@@ -126,14 +126,14 @@ def main() -> None:
             from projection_runner import runner_rate
 
             count = min(events, args.runner_events)
-            with lg._engine.db.read() as cursor:
+            with lg.parts.db.read() as cursor:
                 cursor.execute(
-                    f"SELECT notification_id FROM {lg._engine.db.events_table} ORDER BY notification_id "
+                    f"SELECT notification_id FROM {lg.parts.db.events_table} ORDER BY notification_id "
                     "OFFSET %s LIMIT 1",
                     (count - 1,),
                 )
                 last = cursor.fetchone()[0]
-            runner = runner_rate(lg._backend.environment(), last, count)
+            runner = runner_rate(lg.parts.backend.environment(), last, count)
             result["replay"]["eventsourcing_projection_runner"] = runner
             result["replay"]["ratio_to_projection_runner"] = round(
                 result["replay"]["events_per_s"] / runner["events_per_s"], 1

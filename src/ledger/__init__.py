@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .application import Ledger
-from .errors import Code, LedgerError
+from .domain.errors import Code, LedgerError
 
 __version__ = "0.1.0"
 __all__ = ["Code", "Ledger", "LedgerError", "__version__"]

@@ -16,13 +16,17 @@ from typing import Any
 import orjson
 from eventsourcing.persistence import Transcoder
 
-from . import log
-from .chain import GENESIS, LogDigest
-from .domain import Operation, broken_rule
-from .projections.database import ViewDatabase
+from .domain.chain import GENESIS, LogDigest
+from .domain.errors import invalid, not_found
+from .domain.operation import Operation, broken_rule
+from .domain.values import JSONObject, parse_json
+from .projections import queries
+from .projections.engine import ProjectionEngine
 from .projections.rows import COLUMNS, JSON_COLUMNS
-from .projections.views import Change, VersionsView, operation_rows, project, version_rows
-from .store import decode_stored, payload_bytes
+from .projections.views import Change, VersionsView, operation_rows, project, sql_view, version_rows
+from .storage import log
+from .storage.base import Cursor, Database, LogRow
+from .storage.codec import decode_stored, payload_bytes
 
 CHUNK = 5000
 Record = tuple[int, int, str, bytes]  # position, version, topic, stored payload
@@ -67,7 +71,7 @@ class Report:
 class Auditor:
     def __init__(
         self,
-        db: ViewDatabase,
+        db: Database,
         transcoder: Transcoder,
         positions: dict[str, int],
         progress: Callable[[int], None] | None = None,
@@ -77,7 +81,7 @@ class Auditor:
         self.positions = positions  # each view's tracked position, read in the same snapshot
         self.progress = progress
 
-    def run(self, cursor: Any, names: Sequence[str] | None = None) -> Report:
+    def run(self, cursor: Cursor, names: Sequence[str] | None = None) -> Report:
         report = Report()
         end = log.log_end(cursor, self.db)
         for view, position in sorted(self.positions.items()):
@@ -85,11 +89,11 @@ class Auditor:
                 detail = f"the {view} view is {end - position} positions behind the log (at {position} of {end})"
                 report.findings.append(Finding("warning", "lag", None, position, detail))
         for chunk in self._chunks(cursor, names):
-            views = self._view_rows(cursor, [name for name, _ in chunk])
+            operations, versions = queries.view_rows(cursor, self.d, [name for name, _ in chunk])
             for name, records in chunk:
                 report.operations += 1
                 report.events += len(records)
-                report.findings += self.check(name, records, *views(name))
+                report.findings += self.check(name, records, operations.get(name), versions.get(name, []))
             if self.progress:
                 self.progress(sum(len(records) for _, records in chunk))
         report.findings += self._orphans(cursor, names)
@@ -173,85 +177,39 @@ class Auditor:
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def _chunks(self, cursor: Any, names: Sequence[str] | None) -> Iterator[list[tuple[str, list[Record]]]]:
+    def _chunks(self, cursor: Cursor, names: Sequence[str] | None) -> Iterator[list[tuple[str, list[Record]]]]:
         """Whole histories, a chunk of operations at a time, in (name, version) order."""
-        columns = f"{self.db.position_column}, originator_id, originator_version, topic, state"
         if names is not None:
             yield _group(log.histories(cursor, self.db, names))
             return
-        after: tuple[str, int] | None = None
-        carried: list[tuple[Any, ...]] = []
-        while True:
-            where, params = "", []
-            if after is not None:
-                where = "WHERE (originator_id, originator_version) > (?, ?)"  # a row value: an index seek
-                params = [after[0], after[1]]
-            cursor.execute(
-                self.d.sql(
-                    f"SELECT {columns} FROM {self.db.events_table} {where} "
-                    "ORDER BY originator_id, originator_version LIMIT ?"
-                ),
-                [*params, CHUNK],
-            )
-            fetched = list(cursor.fetchall())
+        carried: list[LogRow] = []
+        for fetched in log.by_name(cursor, self.db, CHUNK):
             rows = carried + fetched
             if len(fetched) < CHUNK:  # the end of the log: every history in hand is whole
                 if rows:
                     yield _group(rows)
                 return
-            after = (fetched[-1][1], fetched[-1][2])
             # The last operation of a chunk may go on in the next one: carry its rows over.
+            last = fetched[-1].name
             cut = len(rows)
-            while cut > 0 and rows[cut - 1][1] == after[0]:
+            while cut > 0 and rows[cut - 1].name == last:
                 cut -= 1
             carried = rows[cut:]
             if cut:
                 yield _group(rows[:cut])
 
-    def _view_rows(
-        self, cursor: Any, names: list[str]
-    ) -> Callable[[str], tuple[tuple[Any, ...] | None, list[tuple[Any, ...]]]]:
-        operations: dict[str, tuple[Any, ...]] = {}
-        versions: dict[str, list[tuple[Any, ...]]] = {}
-        for start in range(0, len(names), 500):
-            part = names[start : start + 500]
-            in_list, as_array = self.d.in_list("name", len(part))
-            params = (part,) if as_array else part
-            op_columns = ", ".join((*COLUMNS, "version", "position"))
-            cursor.execute(
-                self.d.sql(f"SELECT {op_columns} FROM {self.d.table('ledger_operations')} WHERE {in_list}"), params
-            )
-            for row in cursor.fetchall():
-                operations[row[0]] = tuple(row)
-            version_columns = ", ".join((*COLUMNS, *VersionsView.KEYS))
-            cursor.execute(
-                self.d.sql(
-                    f"SELECT {version_columns} FROM {self.d.table('ledger_versions')} WHERE {in_list} "
-                    "ORDER BY name, version"
-                ),
-                params,
-            )
-            for row in cursor.fetchall():
-                versions.setdefault(row[0], []).append(tuple(row))
-        return lambda name: (operations.get(name), versions.get(name, []))
-
-    def _orphans(self, cursor: Any, names: Sequence[str] | None) -> list[Finding]:
+    def _orphans(self, cursor: Cursor, names: Sequence[str] | None) -> list[Finding]:
         """View rows of operations that have no events at all."""
         findings = []
         for view in ("operations", "versions"):
-            table = self.d.table(f"ledger_{view}")
-            cursor.execute(
-                f"SELECT DISTINCT name FROM {table} v WHERE NOT EXISTS "
-                f"(SELECT 1 FROM {self.db.events_table} e WHERE e.originator_id = v.name)"
-            )
-            for (name,) in cursor.fetchall():
+            for name in log.names_without_events(cursor, self.db, sql_view(self.d, view)):
                 if names is None or name in names:
                     detail = f"the {view} view has rows for an operation with no events"
                     findings.append(Finding("error", "drift", name, None, detail))
         return findings
 
 
-def _group(rows: Sequence[tuple[Any, ...]]) -> list[tuple[str, list[Record]]]:
+def _group(rows: Sequence[LogRow]) -> list[tuple[str, list[Record]]]:
     grouped: list[tuple[str, list[Record]]] = []
     for position, name, version, topic, state in rows:
         if not grouped or grouped[-1][0] != name:
@@ -286,7 +244,7 @@ def _difference(view: str, expected: tuple[Any, ...] | None, stored: tuple[Any, 
     return f"the {view} view differs from a fresh fold of the log in: {', '.join(differing)}"
 
 
-def digest_log(cursor: Any, db: ViewDatabase, upto: int | None = None) -> LogDigest:
+def digest_log(cursor: Cursor, db: Database, upto: int | None = None) -> LogDigest:
     """The log digest up to position `upto` (default: the end of the log), streamed in chunks."""
     digest = LogDigest()
     after = 0
@@ -295,8 +253,70 @@ def digest_log(cursor: Any, db: ViewDatabase, upto: int | None = None) -> LogDig
         rows = log.read_after(cursor, db, after, CHUNK, upto=stop)
         if not rows:
             break
-        for position, name, version, topic, state in rows:
-            digest.update(int(position), name, int(version), topic, payload_bytes(state))
-        after = int(rows[-1][0])
+        for row in rows:
+            digest.update(int(row.position), row.name, int(row.version), row.topic, payload_bytes(row.state))
+        after = int(rows[-1].position)
     digest.position = stop
     return digest
+
+
+def audit(
+    engine: ProjectionEngine,
+    names: Sequence[str] | None,
+    progress: Callable[[int], None] | None,
+    policies_audit: Callable[[], tuple[int, list[Finding]]],
+) -> JSONObject:
+    """SPEC §6's report on the histories of `names` (None: every one, and the policies' changes, as
+    `policies_audit()` checks them) and on the views, read inside one snapshot."""
+    db = engine.db
+    with db.snapshot() as cursor:
+        positions = engine.positions_in(cursor)
+        report = Auditor(db, engine.transcoder, positions, progress).run(cursor, names)
+    if names and report.operations < len(names):
+        present = {f.name for f in report.findings}
+        with db.quick() as cursor:
+            missing = [n for n in names if n not in present and not log.latest_version(cursor, db, n)]
+        if missing:
+            raise not_found(missing[0])
+    result = report.to_json()
+    if names is None:
+        changes, findings = policies_audit()
+        if changes:  # a ledger without policies reports exactly SPEC §6's shape
+            result["checked"]["policyChanges"] = changes
+            result["findings"] += [finding.to_json() for finding in findings]
+            result["ok"] = result["ok"] and not findings
+    return result
+
+
+def digest(db: Database) -> JSONObject:
+    """`{"position": N, "digest": "sha256:..."}` for the whole log up to its end, N."""
+    with db.snapshot() as cursor:
+        taken = digest_log(cursor, db)
+    return {"position": taken.position, "digest": taken.digest}
+
+
+def parse_digest(digest: JSONObject | str) -> tuple[int, str]:
+    """A saved digest's position and `sha256:` text, checked."""
+    saved = parse_json(digest, "digest") if isinstance(digest, (str, bytes)) else digest
+    if not isinstance(saved, dict):
+        raise invalid("digest", 'expected {"position": N, "digest": "sha256:..."}')
+    position, expected = saved.get("position"), saved.get("digest")
+    if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+        raise invalid("digest.position", f"{position!r} is not a log position")
+    if not isinstance(expected, str) or not expected.startswith("sha256:"):
+        raise invalid("digest.digest", f"{expected!r} is not a sha256: digest")
+    return position, expected
+
+
+def verify(db: Database, position: int, expected: str) -> JSONObject:
+    """Whether the log up to `position` is exactly as it was when the digest `expected` was taken."""
+    with db.snapshot() as cursor:
+        end = log.log_end(cursor, db)
+        actual = digest_log(cursor, db, position)
+    result: JSONObject = {"ok": actual.digest == expected and end >= position, "position": position}
+    result["digest"], result["actual"] = expected, actual.digest
+    if end < position:
+        result["detail"] = f"the log ends at position {end}, before the digest's position {position}"
+    elif not result["ok"]:
+        result["detail"] = f"the log up to position {position} is not what it was when the digest was taken"
+    return result

@@ -15,6 +15,7 @@ import csv
 import io
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,12 +24,16 @@ from typing import IO, Any
 import orjson
 from eventsourcing.persistence import Transcoder
 
-from . import log
-from .errors import Code, LedgerError, invalid
-from .projections.database import ViewDatabase
-from .rendering import render_event
-from .store import decode_stored
-from .timestamps import format_timestamp, parse_timestamp
+from .domain.errors import Code, LedgerError, invalid
+from .domain.rendering import render_event
+from .domain.timestamps import format_timestamp, parse_timestamp
+from .domain.values import JSONObject
+from .projections import feeds
+from .projections.engine import ProjectionEngine
+from .storage import log
+from .storage.base import Cursor, Database
+from .storage.codec import decode_stored
+from .storage.store import Store
 
 WHATS = ("events", "operations", "intervals")
 FORMATS = ("jsonl", "csv", "parquet")
@@ -69,108 +74,86 @@ class Export:
         }
 
 
+def check_request(what: str, fmt: str, since: int | None) -> None:
+    if what not in WHATS:
+        raise invalid("what", f"{what!r} is not one of {', '.join(WHATS)}")
+    if fmt not in FORMATS:
+        raise invalid("format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
+    if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
+        raise invalid("since", f"{since!r} is not a log position")
+
+
+def run(
+    store: Store, engine: ProjectionEngine, what: str, fmt: str, since: int | None, out: str | Path | IO[bytes] | None
+) -> JSONObject:
+    """Export one feed from `since` (default: where the directory's last export ended, else 0) to
+    the end of the log (events) or of the views (operations, intervals), as they stand at the start."""
+    directory = Path(out) if isinstance(out, (str, Path)) and (str(out).endswith("/") or Path(out).is_dir()) else None
+    with _out_errors(out):
+        if what != "events":
+            engine.catch_up()
+        with store.db.snapshot() as cursor:
+            positions = engine.positions_in(cursor)
+            to = engine.log_end(cursor) if what == "events" else min(positions.values())
+            start = since if since is not None else (resume_position(directory, what) if directory else 0)
+
+            def records() -> Iterator[JSONObject]:
+                return rows(cursor, store.db, store.transcoder, what, start, to)
+
+            if directory is not None:
+                return write_into_directory(directory, what, fmt, start, to, records).to_json()
+            if isinstance(out, (str, Path)):
+                return _export_file(Path(out), what, fmt, start, to, records)
+            if out is None:
+                raise invalid("out", "give a directory, a file or a stream")
+            count = write(what, fmt, records(), out)
+    return Export(what, fmt, start, to, count, None).to_json()
+
+
+def _export_file(
+    path: Path, what: str, fmt: str, start: int, to: int, records: Callable[[], Iterator[JSONObject]]
+) -> JSONObject:
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with open(partial, "wb") as out:
+            count = write(what, fmt, records(), out)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return Export(what, fmt, start, to, count, str(path)).to_json()
+
+
+@contextmanager
+def _out_errors(out: object) -> Iterator[None]:
+    """A file that cannot be written is the caller's `out`, named as given."""
+    try:
+        yield
+    except OSError as e:
+        raise invalid("out", f"cannot write {out}: {e.strerror or e}") from None
+
+
 def rows(
-    cursor: Any, db: ViewDatabase, transcoder: Transcoder, what: str, since: int, to: int
+    cursor: Cursor, db: Database, transcoder: Transcoder, what: str, since: int, to: int
 ) -> Iterator[dict[str, Any]]:
     """The rows of one feed in (since, to], as flat dicts (events keep their nested fields)."""
     if what == "events":
         yield from _events(cursor, db, transcoder, since, to)
     elif what == "operations":
-        yield from _operations(cursor, db, since, to)
+        yield from feeds.operations(cursor, db.dialect, since, to, CHUNK)
     else:
-        yield from _intervals(cursor, db, since, to)
+        yield from feeds.intervals(cursor, db.dialect, since, to, CHUNK)
 
 
-def _events(cursor: Any, db: ViewDatabase, transcoder: Transcoder, since: int, to: int) -> Iterator[dict[str, Any]]:
+def _events(cursor: Cursor, db: Database, transcoder: Transcoder, since: int, to: int) -> Iterator[dict[str, Any]]:
     after = since
     while after < to:
         batch = log.read_after(cursor, db, after, CHUNK, upto=to)
         if not batch:
             return
-        for position, name, version, topic, state in batch:
-            event = decode_stored(name, version, topic, state, transcoder)
-            yield render_event(event, int(position))
-        after = int(batch[-1][0])
-
-
-def _time(value: str | None) -> str | None:
-    return format_timestamp(parse_timestamp(value, "time")) if value else None
-
-
-def _operations(cursor: Any, db: ViewDatabase, since: int, to: int) -> Iterator[dict[str, Any]]:
-    d = db.dialect
-    columns = "name, parent, state, verb, target, create_time, end_time, error_code, cancel_requested, "
-    columns += "metadata_type, version, position"
-    after = (since, "")
-    while True:
-        cursor.execute(
-            d.sql(
-                f"SELECT {columns} FROM {d.table('ledger_operations')} WHERE position > ? AND position <= ? "
-                "AND (position > ? OR (position = ? AND name > ?)) ORDER BY position, name LIMIT ?"
-            ),
-            (since, to, after[0], after[0], after[1], CHUNK),
-        )
-        batch = cursor.fetchall()
-        for name, parent, state, verb, target, created, ended, code, cancelled, kind, version, position in batch:
-            start, end = parse_timestamp(created, "createTime"), parse_timestamp(ended, "endTime") if ended else None
-            yield {
-                "name": name,
-                "parent": parent,
-                "state": state,
-                "verb": verb,
-                "target": target,
-                "createTime": format_timestamp(start),
-                "endTime": format_timestamp(end) if end is not None else None,
-                "durationSeconds": (end - start) / 1e9 if end is not None else None,
-                "errorCode": code,
-                "cancelRequested": bool(cancelled),
-                "metadataType": kind,
-                "version": int(version),
-                "position": int(position),
-            }
-        if len(batch) < CHUNK:
-            return
-        after = (int(batch[-1][-1]), batch[-1][0])
-
-
-def _intervals(cursor: Any, db: ViewDatabase, since: int, to: int) -> Iterator[dict[str, Any]]:
-    d = db.dialect
-    columns = "name, parent, version, state, verb, target, valid_from_time, valid_to_time, valid_from_position, "
-    columns += "valid_to_position, error_code, cancel_requested, metadata_type"
-    after = (-1, "", 0)  # an interval that began before `since` and ended after it is exported again, closed
-    touched = (
-        "((valid_from_position > ? AND valid_from_position <= ?) OR (valid_to_position > ? AND valid_to_position <= ?))"
-    )
-    while True:
-        cursor.execute(
-            d.sql(
-                f"SELECT {columns} FROM {d.table('ledger_versions')} WHERE {touched} AND (valid_from_position > ? "
-                "OR (valid_from_position = ? AND (name > ? OR (name = ? AND version > ?)))) "
-                "ORDER BY valid_from_position, name, version LIMIT ?"
-            ),
-            (since, to, since, to, after[0], after[0], after[1], after[1], after[2], CHUNK),
-        )
-        batch = cursor.fetchall()
-        for name, parent, version, state, verb, target, start, end, start_at, end_at, code, cancelled, kind in batch:
-            yield {
-                "name": name,
-                "parent": parent,
-                "version": int(version),
-                "state": state,
-                "verb": verb,
-                "target": target,
-                "validFrom": _time(start),
-                "validTo": _time(end) if end_at is not None and int(end_at) <= to else None,
-                "validFromPosition": int(start_at),
-                "validToPosition": int(end_at) if end_at is not None and int(end_at) <= to else None,
-                "errorCode": code,
-                "cancelRequested": bool(cancelled),
-                "metadataType": kind,
-            }
-        if len(batch) < CHUNK:
-            return
-        last = batch[-1]
-        after = (int(last[8]), last[0], int(last[2]))
+        for row in batch:
+            event = decode_stored(row.name, row.version, row.topic, row.state, transcoder)
+            yield render_event(event, int(row.position))
+        after = int(batch[-1].position)
 
 
 # -- writing ------------------------------------------------------------------------------------------

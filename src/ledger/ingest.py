@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 
 from eventsourcing.persistence import RecordConflictError, Transcoder
 
-from . import commands, log
-from .documents import Document, json_lines, snapshot_documents
-from .domain import (
+from .domain import commands
+from .domain.documents import Document, json_lines, snapshot_documents
+from .domain.errors import Code, LedgerError, invalid
+from .domain.names import validate_name
+from .domain.operation import (
     EVENT_TYPES,
     CancelRequested,
     Created,
@@ -28,14 +30,13 @@ from .domain import (
     repeats_cancel,
     repeats_create,
 )
-from .errors import Code, LedgerError, invalid
-from .names import validate_name
-from .projections.database import ViewDatabase
-from .rendering import states_passed
-from .snapshots import RECORDED, STALE, UNCHANGED, Snapshot, explain
-from .store import decode_stored
-from .timestamps import now, parse_timestamp
-from .values import JSONObject
+from .domain.rendering import states_passed
+from .domain.snapshots import RECORDED, STALE, UNCHANGED, Snapshot, explain
+from .domain.timestamps import now, parse_timestamp
+from .domain.values import JSONObject
+from .storage import log
+from .storage.base import Database
+from .storage.codec import decode_stored
 
 BATCH_LINES = 1000
 OUTPUT_ONLY = ("position", "recordedAt", "hash")
@@ -97,7 +98,7 @@ class _Known:
 class Ingester:
     def __init__(
         self,
-        db: ViewDatabase,
+        db: Database,
         transcoder: Transcoder,
         save: Callable[[Sequence[Operation]], None],
     ) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from .domain import CancelRequested, Failed, Operation, Progressed, Succeeded
-from .timestamps import Timestamp, parse_timestamp
+from .domain.operation import CancelRequested, Failed, Operation, Progressed, Succeeded
+from .domain.timestamps import Timestamp, parse_timestamp
 
 _SECOND = 1_000_000_000
 START = parse_timestamp("2026-01-01T00:00:00Z", "start")

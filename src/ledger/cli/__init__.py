@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from ..store import DEFAULT_URL
+from ..storage.urls import DEFAULT_URL
 from .boundary import LedgerGroup
 
 # Each command's module is imported only when the command is used (start-up time of single commands).

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..values import parse_json
+from ..domain.values import parse_json
 from .boundary import emit, emit_lines, open_ledger
 from .operations import JSON
 

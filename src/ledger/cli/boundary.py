@@ -11,7 +11,7 @@ import click
 import orjson
 
 from ..application import Ledger
-from ..errors import LedgerError
+from ..domain.errors import LedgerError
 
 
 class LedgerGroup(click.Group):

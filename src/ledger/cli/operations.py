@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..domain import LIFECYCLE_FIELDS
+from ..domain.operation import LIFECYCLE_FIELDS
 from .boundary import emit, emit_bytes, emit_lines, open_ledger
 
 

@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import LedgerError, error_code
-from ..timestamps import parse_timestamp
-from .dialects import Dialect
+from ..domain.errors import LedgerError, error_code
+from ..domain.timestamps import parse_timestamp
+from ..storage.base import Dialect
 from .filters import And, Node, Not, Or, Restriction, filter_error
 from .rows import STATES, sortable_time
 

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from eventsourcing.persistence import PersistenceError, Transcoder
 
-from .. import log
-from ..domain import Operation, OperationEvent
-from ..store import decode_stored
-from .database import ViewDatabase
-from .views import VIEWS, Change, fits, project
+from ..domain.operation import Operation, OperationEvent
+from ..storage import log
+from ..storage.base import Cursor, Database, LogRow
+from ..storage.codec import decode_stored
+from .views import VIEWS, Change, fits, project, sql_view
 
 PROJECTIONS_TABLE = "ledger_projections"
 CURRENT, BUILDING, RETIRED = "current", "building", "retired"
@@ -39,7 +38,7 @@ class Target:
 
 
 class ProjectionEngine:
-    def __init__(self, db: ViewDatabase, transcoder: Transcoder, batch_size: int = BATCH_SIZE) -> None:
+    def __init__(self, db: Database, transcoder: Transcoder, batch_size: int = BATCH_SIZE) -> None:
         self.db, self.d = db, db.dialect
         self.transcoder = transcoder
         self.batch_size = batch_size
@@ -85,11 +84,11 @@ class ProjectionEngine:
         current = {view for view, role in rows if role == CURRENT}
         return current == set(VIEWS) and all(role != RETIRED for _, role in rows)
 
-    def _point_sql_view(self, cursor: Any, name: str, generation: int) -> None:
+    def _point_sql_view(self, cursor: Cursor, name: str, generation: int) -> None:
         view = VIEWS[name]
-        sql_view = self.d.table(f"ledger_{name}")
-        cursor.execute(f"DROP VIEW IF EXISTS {sql_view}")
-        cursor.execute(f"CREATE VIEW {sql_view} AS SELECT * FROM {self.d.table(view.table(generation))}")
+        plain = sql_view(self.d, name)
+        cursor.execute(f"DROP VIEW IF EXISTS {plain}")
+        cursor.execute(f"CREATE VIEW {plain} AS SELECT * FROM {self.d.table(view.table(generation))}")
 
     def _drop_retired(self) -> None:
         with self.db.write() as cursor:
@@ -102,14 +101,14 @@ class ProjectionEngine:
 
     # -- catching up ----------------------------------------------------------------------------
 
-    def log_end(self, cursor: Any) -> int:
+    def log_end(self, cursor: Cursor) -> int:
         return log.log_end(cursor, self.db)
 
     def positions(self, role: str = CURRENT) -> dict[str, int]:
         with self.db.read() as cursor:
             return self.positions_in(cursor, role)
 
-    def positions_in(self, cursor: Any, role: str = CURRENT) -> dict[str, int]:
+    def positions_in(self, cursor: Cursor, role: str = CURRENT) -> dict[str, int]:
         """Each view's position, as seen by a transaction already open on `cursor`."""
         cursor.execute(self.d.sql(f"SELECT view, position FROM {self._projections} WHERE role = ?"), (role,))
         return {row[0]: int(row[1]) for row in cursor.fetchall()}
@@ -156,13 +155,13 @@ class ProjectionEngine:
                     mine = [c for c in changes if c.position > target.position]
                     if mine:
                         VIEWS[target.view].apply(cursor, self.d, target.generation, mine)
-                self._move(cursor, targets, records[-1][0])
+                self._move(cursor, targets, records[-1].position)
                 return len(records)
         except BaseException:
             self._states.clear()  # states folded for a batch that did not land are not the log's
             raise
 
-    def lock_current(self, cursor: Any) -> tuple[int, list[Target]]:
+    def lock_current(self, cursor: Cursor) -> tuple[int, list[Target]]:
         """Inside a transaction recording events, under the log's lock: the log's end, and the current
         views, whose rows stay locked until it commits."""
         cursor.execute(
@@ -174,11 +173,11 @@ class ProjectionEngine:
             (CURRENT,),
         )
         rows = cursor.fetchall()
-        end = int(rows[0][3] or 0) if rows else log.log_end(cursor, self.db)
-        return end, [Target(row[0], int(row[1]), int(row[2])) for row in rows]
+        end = int(rows[0][-1] or 0) if rows else log.log_end(cursor, self.db)  # the same log end on every row
+        return end, [Target(view, int(generation), int(position)) for view, generation, position, _ in rows]
 
     def project_written(
-        self, cursor: Any, end: int, targets: Sequence[Target], ops: Sequence[Operation], positions: Sequence[int]
+        self, cursor: Cursor, end: int, targets: Sequence[Target], ops: Sequence[Operation], positions: Sequence[int]
     ) -> dict[str, Operation] | None:
         """Inside the transaction that appended `ops`' pending events (at `positions`, after log
         position `end`): project them from the states they followed, without reading them back.
@@ -213,7 +212,7 @@ class ProjectionEngine:
         self._move(cursor, targets, changes[-1].position)
         return states
 
-    def _move(self, cursor: Any, targets: Sequence[Target], end: int) -> None:
+    def _move(self, cursor: Cursor, targets: Sequence[Target], end: int) -> None:
         """The locked targets' new position: only theirs, never a generation swapped in meanwhile."""
         cursor.executemany(
             self.d.sql(
@@ -228,7 +227,7 @@ class ProjectionEngine:
             self._states.clear()
         self._states.update(states)
 
-    def _lock_targets(self, cursor: Any, role: str) -> list[Target]:
+    def _lock_targets(self, cursor: Cursor, role: str) -> list[Target]:
         cursor.execute(
             self.d.sql(
                 f"SELECT view, generation, position FROM {self._projections} WHERE role = ? "
@@ -236,12 +235,12 @@ class ProjectionEngine:
             ),
             (role,),
         )
-        return [Target(row[0], int(row[1]), int(row[2])) for row in cursor.fetchall()]
+        return [Target(view, int(generation), int(position)) for view, generation, position in cursor.fetchall()]
 
-    def _read_log(self, cursor: Any, after: int) -> list[log.Row]:
+    def _read_log(self, cursor: Cursor, after: int) -> list[LogRow]:
         return log.read_after(cursor, self.db, after, self.batch_size)
 
-    def _fold(self, cursor: Any, records: Sequence[tuple[Any, ...]]) -> list[Change]:
+    def _fold(self, cursor: Cursor, records: Sequence[LogRow]) -> list[Change]:
         """Each record as a Change, folding from the operation's state before the batch."""
         first_version: dict[str, int] = {}
         for _, name, version, _, _ in records:
@@ -268,7 +267,7 @@ class ProjectionEngine:
                 changes.append(change)
         return changes
 
-    def _load_states(self, cursor: Any, names: list[str], first_version: dict[str, int]) -> None:
+    def _load_states(self, cursor: Cursor, names: list[str], first_version: dict[str, int]) -> None:
         for _, name, version, topic, state in log.histories(cursor, self.db, names):
             if version >= first_version[name]:
                 continue
@@ -299,6 +298,12 @@ class ProjectionEngine:
 
         Interrupted at any point, running it again resumes where it stopped.
         """
+        with self.db.bulk():
+            self._rebuild(views, progress, total, batch_size)
+
+    def _rebuild(
+        self, views: Sequence[str], progress: Progress | None, total: Progress | None, batch_size: int | None
+    ) -> None:
         targets = self._start_building(views)
         if total:
             with self.db.read() as cursor:

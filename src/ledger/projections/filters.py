@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..errors import LedgerError, invalid
+from ..domain.errors import LedgerError, invalid
 
 COMPARATORS = ("<=", ">=", "!=", "=", "<", ">", ":")
 _MEMBER = re.compile(r"[A-Za-z_@][A-Za-z0-9_@\-]*(?:\.[A-Za-z0-9_@\-]+)*")

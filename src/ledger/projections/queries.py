@@ -11,11 +11,12 @@ from typing import Any
 
 import orjson
 
-from ..errors import LedgerError, invalid
-from ..names import validate_name
-from ..timestamps import Timestamp
-from .dialects import Dialect
-from .rows import sortable_time
+from ..domain.errors import LedgerError, invalid
+from ..domain.names import validate_name
+from ..domain.timestamps import Timestamp
+from ..storage.base import Cursor, Dialect
+from .rows import COLUMNS, sortable_time
+from .views import VersionsView, sql_view
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -56,26 +57,24 @@ def page_size(size: int) -> int:
     return min(size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
-def operation_body(cursor: Any, d: Dialect, name: str) -> bytes | None:
-    cursor.execute(d.sql(f"SELECT body FROM {d.table('ledger_operations')} WHERE name = ?"), (name,))
+def operation_body(cursor: Cursor, d: Dialect, name: str) -> bytes | None:
+    cursor.execute(d.sql(f"SELECT body FROM {sql_view(d, 'operations')} WHERE name = ?"), (name,))
     row = cursor.fetchone()
     return bytes(row[0]) if row else None
 
 
-def version_body(cursor: Any, d: Dialect, name: str, version: int) -> bytes | None:
-    cursor.execute(
-        d.sql(f"SELECT body FROM {d.table('ledger_versions')} WHERE name = ? AND version = ?"), (name, version)
-    )
+def version_body(cursor: Cursor, d: Dialect, name: str, version: int) -> bytes | None:
+    cursor.execute(d.sql(f"SELECT body FROM {sql_view(d, 'versions')} WHERE name = ? AND version = ?"), (name, version))
     row = cursor.fetchone()
     return bytes(row[0]) if row else None
 
 
-def body_as_of(cursor: Any, d: Dialect, name: str, at: Timestamp) -> bytes | None:
+def body_as_of(cursor: Cursor, d: Dialect, name: str, at: Timestamp) -> bytes | None:
     """The state after every event that occurred at or before `at`."""
     when = sortable_time(at)
     cursor.execute(
         d.sql(
-            f"SELECT body FROM {d.table('ledger_versions')} WHERE name = ? AND valid_from_time <= ? "
+            f"SELECT body FROM {sql_view(d, 'versions')} WHERE name = ? AND valid_from_time <= ? "
             "AND (valid_to_time IS NULL OR valid_to_time > ?)"
         ),
         (name, when, when),
@@ -102,7 +101,7 @@ class Page:
         return out + b"}"
 
 
-def list_page(cursor: Any, d: Dialect, request: ListRequest, view_position: int) -> Page:
+def list_page(cursor: Cursor, d: Dialect, request: ListRequest, view_position: int) -> Page:
     """One page of operations, newest createTime first, then by name.
 
     The first page reads the operations view, at `view_position`; the token carries that position, and
@@ -122,14 +121,14 @@ def list_page(cursor: Any, d: Dialect, request: ListRequest, view_position: int)
         params.append(request.parent)
     pinned = after[2] if after is not None else view_position
     if request.as_of is not None:
-        table = d.table("ledger_versions")
+        table = sql_view(d, "versions")
         at = sortable_time(request.as_of)
         where.append("create_time <= ? AND valid_from_time <= ? AND (valid_to_time IS NULL OR valid_to_time > ?)")
         params += [at, at, at]
     elif after is None:
-        table = d.table("ledger_operations")
+        table = sql_view(d, "operations")
     else:
-        table = d.table("ledger_versions")
+        table = sql_view(d, "versions")
         where.append("valid_from_position <= ? AND (valid_to_position IS NULL OR valid_to_position > ?)")
         params += [pinned, pinned]
     if after is not None:
@@ -165,3 +164,28 @@ def _decode_token(token: str, binding: str) -> tuple[str, str, int]:
     if bound != binding:
         raise invalid("page_token", "was issued for another parent, filter or as-of; start again without it")
     return create_time, name, position
+
+
+ViewRow = tuple[Any, ...]
+
+
+def view_rows(cursor: Cursor, d: Dialect, names: list[str]) -> tuple[dict[str, ViewRow], dict[str, list[ViewRow]]]:
+    """The operations view's row and the versions view's rows (by version) of each named operation."""
+    operations: dict[str, ViewRow] = {}
+    versions: dict[str, list[ViewRow]] = {}
+    for start in range(0, len(names), 500):
+        part = names[start : start + 500]
+        in_list, as_array = d.in_list("name", len(part))
+        params = (part,) if as_array else part
+        op_columns = ", ".join((*COLUMNS, "version", "position"))
+        cursor.execute(d.sql(f"SELECT {op_columns} FROM {sql_view(d, 'operations')} WHERE {in_list}"), params)
+        for row in cursor.fetchall():
+            operations[row[0]] = tuple(row)
+        version_columns = ", ".join((*COLUMNS, *VersionsView.KEYS))
+        cursor.execute(
+            d.sql(f"SELECT {version_columns} FROM {sql_view(d, 'versions')} WHERE {in_list} ORDER BY name, version"),
+            params,
+        )
+        for row in cursor.fetchall():
+            versions.setdefault(row[0], []).append(tuple(row))
+    return operations, versions

@@ -6,10 +6,11 @@ from typing import Any
 
 import orjson
 
-from ..domain import Operation, State
-from ..names import parent_of
-from ..rendering import render_operation
-from ..timestamps import format_sortable
+from ..domain.names import parent_of
+from ..domain.operation import Operation, State
+from ..domain.rendering import render_operation
+from ..domain.timestamps import format_sortable, format_timestamp, parse_timestamp
+from ..domain.values import JSONObject
 
 STATES = tuple(s.value for s in State)
 
@@ -60,3 +61,21 @@ def operation_row(op: Operation) -> tuple[Any, ...]:
         orjson.dumps(response).decode() if response else None,
         orjson.dumps(rendered),
     )
+
+
+def flat_row(row: dict[str, Any]) -> JSONObject:
+    """View columns under the names the Operation JSON uses, times printed as protobuf prints them."""
+
+    def time_text(value: str | None) -> str:
+        return format_timestamp(parse_timestamp(value, "time")) if value else ""
+
+    return {
+        "name": row["name"],
+        "state": row["state"],
+        "verb": row["verb"],
+        "target": row["target"],
+        "createTime": time_text(row["create_time"]),
+        "endTime": time_text(row["end_time"]),
+        "errorCode": row["error_code"] if row["error_code"] is not None else "",
+        "metadataType": row["metadata_type"],
+    }

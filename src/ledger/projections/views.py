@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..domain import Operation, OperationEvent, follows
-from .dialects import Dialect
+from ..domain.operation import Operation, OperationEvent, follows
+from ..storage.base import Cursor, Dialect
 from .rows import COLUMNS, JSON_COLUMNS, operation_row, sortable_time
 
 
@@ -49,8 +49,12 @@ def _column_types(d: Dialect) -> dict[str, str]:
 
 
 def _values_placeholders(d: Dialect, columns: Sequence[str]) -> str:
-    cast = "::jsonb" if d.name == "postgresql" else ""
-    return ", ".join(f"?{cast}" if c in JSON_COLUMNS else "?" for c in columns)
+    return ", ".join(d.json_placeholder if c in JSON_COLUMNS else "?" for c in columns)
+
+
+def sql_view(d: Dialect, name: str) -> str:
+    """The SQL view, of the view's plain name, that readers query: the current generation's table."""
+    return d.table(f"ledger_{name}")
 
 
 class View(ABC):
@@ -70,7 +74,7 @@ class View(ABC):
         """Secondary indexes, each `IF NOT EXISTS` so that an interrupted rebuild can rerun them."""
 
     @abstractmethod
-    def apply(self, cursor: Any, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
+    def apply(self, cursor: Cursor, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
         """Write a batch of changes (all after this view's position, in log order)."""
 
     def _index(self, d: Dialect, generation: int, suffix: str, columns: str) -> str:
@@ -108,7 +112,7 @@ class OperationsView(View):
             self._index(d, generation, "position", "position"),  # incremental exports of operations
         ]
 
-    def apply(self, cursor: Any, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
+    def apply(self, cursor: Cursor, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
         upserts, deletes = operation_rows(changes)
         table = d.table(self.table(generation))
         if upserts:
@@ -148,7 +152,7 @@ class VersionsView(View):
             self._index(d, generation, "from_position", "valid_from_position"),
         ]
 
-    def apply(self, cursor: Any, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
+    def apply(self, cursor: Cursor, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
         inserts, closes = version_rows(changes)
         table = d.table(self.table(generation))
         if closes:
@@ -197,6 +201,11 @@ def operation_rows(changes: Sequence[Change]) -> tuple[list[tuple[Any, ...]], li
     return upserts, deletes
 
 
+# Where a versions row (COLUMNS, then VersionsView.KEYS) keeps the end of its interval.
+_VALID_TO_POSITION = len(COLUMNS) + VersionsView.KEYS.index("valid_to_position")
+_VALID_TO_TIME = len(COLUMNS) + VersionsView.KEYS.index("valid_to_time")
+
+
 def version_rows(changes: Sequence[Change]) -> tuple[list[list[Any]], list[tuple[Any, ...]]]:
     """The versions view after `changes`: rows to insert, and closes (position, time, name, version) of
     intervals opened before these changes. For a whole history from version 1 there are no closes."""
@@ -206,7 +215,7 @@ def version_rows(changes: Sequence[Change]) -> tuple[list[list[Any]], list[tuple
     for change in changes:
         previous = opened.pop(change.name, None)
         if previous is not None:  # the interval began among these changes: close it in place
-            previous[-3], previous[-1] = change.position, change.occurred_at
+            previous[_VALID_TO_POSITION], previous[_VALID_TO_TIME] = change.position, change.occurred_at
         elif change.version > 1:
             closes.append((change.position, change.occurred_at, change.name, change.version - 1))
         if change.row is not None:

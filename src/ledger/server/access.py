@@ -16,8 +16,8 @@ from pathlib import Path
 
 import orjson
 
-from ..errors import Code, LedgerError, invalid
-from ..policies import validate_member
+from ..domain.errors import Code, LedgerError, invalid
+from ..domain.iam import validate_member
 
 TOKEN_BYTES = 32
 _log = logging.getLogger("ledger.server")

@@ -27,9 +27,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import Ledger
-from ..errors import Code, LedgerError, invalid
-from ..policies import PERMISSIONS, validate_resource
-from ..values import JSONObject, parse_json
+from ..domain.errors import Code, LedgerError, invalid
+from ..domain.iam import PERMISSIONS, validate_resource
+from ..domain.values import JSONObject, parse_json
 from .access import Authenticator
 from .errors import error_body
 from .openapi import openapi_document

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import orjson
 
-from ..errors import Code, LedgerError
+from ..domain.errors import Code, LedgerError
 
 HTTP_STATUS: dict[Code, int] = {  # google/rpc/code.proto
     Code.CANCELLED: 499,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
-from ..policies import PERMISSIONS, ROLES
+from ..domain.iam import PERMISSIONS, ROLES
 
 
 def _ref(name: str) -> dict[str, str]:

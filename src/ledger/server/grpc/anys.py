@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from google.longrunning import operations_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message
 
-from ...errors import Code, LedgerError, invalid
+from ...domain.errors import Code, LedgerError, invalid
 
 _log = logging.getLogger("ledger.server")
 M = TypeVar("M", bound=message.Message)

@@ -18,8 +18,8 @@ from google.iam.v1 import iam_policy_pb2, iam_policy_pb2_grpc, policy_pb2
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import empty_pb2, json_format
 
-from ...errors import Code, LedgerError, invalid
-from ...policies import PERMISSIONS, validate_resource
+from ...domain.errors import Code, LedgerError, invalid
+from ...domain.iam import PERMISSIONS, validate_resource
 from ..app import Service, _existing, _policy_options, _update_mask
 from .anys import TypeRegistry
 from .status import abort

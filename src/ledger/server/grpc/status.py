@@ -15,7 +15,7 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2 as _error_details  # registers google.rpc.ErrorInfo for the details
 from google.rpc import status_pb2
 
-from ...errors import Code, LedgerError
+from ...domain.errors import Code, LedgerError
 from ..errors import error_body
 from .anys import UnpackableError
 

@@ -1,0 +1,121 @@
+"""Every statement over the event log, eventsourcing's table: the append every write makes, reads in
+position order (catch-up, follow, export, digest), whole histories by name (commands, ingest, audit),
+and the audit's checks against it. Rows are `LogRow`s; the table is written as eventsourcing's
+recorders write it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from eventsourcing.persistence import RecordConflictError, StoredEvent
+
+from .base import Cursor, Database, LogRow
+
+_ROW = "originator_id, originator_version, topic, state"
+
+
+def end_query(db: Database) -> str:
+    """SQL for the position of the last event recorded (NULL for an empty log), to select or nest."""
+    return f"SELECT MAX({db.position_column}) FROM {db.events_table}"
+
+
+def log_end(cursor: Cursor, db: Database) -> int:
+    """The position of the last event recorded (0 for an empty log)."""
+    cursor.execute(end_query(db))
+    return int(cursor.fetchone()[0] or 0)
+
+
+def _rows(cursor: Cursor) -> list[LogRow]:
+    return [LogRow(*row) for row in cursor.fetchall()]
+
+
+def read_after(cursor: Cursor, db: Database, after: int, limit: int, upto: int | None = None) -> list[LogRow]:
+    """Up to `limit` events after position `after` (and at or before `upto`), in position order."""
+    position = db.position_column
+    bound, params = ("", [after]) if upto is None else (f" AND {position} <= ?", [after, upto])
+    cursor.execute(
+        db.dialect.sql(
+            f"SELECT {position}, {_ROW} FROM {db.events_table} WHERE {position} > ?{bound} ORDER BY {position} LIMIT ?"
+        ),
+        [*params, limit],
+    )
+    return _rows(cursor)
+
+
+def histories(cursor: Cursor, db: Database, names: Sequence[str]) -> list[LogRow]:
+    """Every event of the named operations, by name and then version."""
+    rows: list[LogRow] = []
+    for start in range(0, len(names), 500):
+        part = list(names[start : start + 500])
+        in_list, as_array = db.dialect.in_list("originator_id", len(part))
+        cursor.execute(
+            db.dialect.sql(
+                f"SELECT {db.position_column}, {_ROW} FROM {db.events_table} "
+                f"WHERE {in_list} ORDER BY originator_id, originator_version"
+            ),
+            (part,) if as_array else part,
+        )
+        rows += _rows(cursor)
+    return rows
+
+
+def latest_version(cursor: Cursor, db: Database, name: str) -> int:
+    """The version of the operation's last event (0 when it has none)."""
+    statement = f"SELECT MAX(originator_version) FROM {db.events_table} WHERE originator_id = ?"
+    cursor.execute(db.dialect.sql(statement), (name,))
+    return int(cursor.fetchone()[0] or 0)
+
+
+def by_name(cursor: Cursor, db: Database, chunk: int) -> Iterator[list[LogRow]]:
+    """The whole log in (name, version) order, `chunk` rows a statement, each read from where the
+    last ended: a row value compared in the (name, version) key is an index seek."""
+    after: tuple[str, int] | None = None
+    while True:
+        where, params = "", []
+        if after is not None:
+            where = "WHERE (originator_id, originator_version) > (?, ?)"
+            params = [after[0], after[1]]
+        cursor.execute(
+            db.dialect.sql(
+                f"SELECT {db.position_column}, {_ROW} FROM {db.events_table} {where} "
+                "ORDER BY originator_id, originator_version LIMIT ?"
+            ),
+            [*params, chunk],
+        )
+        rows = _rows(cursor)
+        yield rows
+        if len(rows) < chunk:
+            return
+        after = (rows[-1].name, rows[-1].version)
+
+
+def names_without_events(cursor: Cursor, db: Database, table: str) -> list[str]:
+    """The names in `table` (a view's, quoted) that have no event in the log at all."""
+    cursor.execute(
+        f"SELECT DISTINCT name FROM {table} v WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {db.events_table} e WHERE e.originator_id = v.name)"
+    )
+    return [name for (name,) in cursor.fetchall()]
+
+
+def append(cursor: Cursor, db: Database, stored: Sequence[StoredEvent], after: int) -> list[int]:
+    """Append events inside `db.recording`, under `db.lock_log`, to a log that ends at `after`; their
+    positions. An event whose (name, version) is taken raises RecordConflictError, as eventsourcing's."""
+    try:
+        positions = db.insert_events(
+            cursor, [(str(s.originator_id), s.originator_version, s.topic, s.state) for s in stored]
+        )
+    except db.conflict_error as e:
+        raise RecordConflictError(e) from e
+    if positions is not None:
+        return positions
+    # Under the lock every position after `after` is one of these events.
+    cursor.execute(
+        db.dialect.sql(
+            f"SELECT {db.position_column}, originator_id, originator_version FROM {db.events_table} "
+            f"WHERE {db.position_column} > ?"
+        ),
+        (after,),
+    )
+    found = {(name, version): int(position) for position, name, version in cursor.fetchall()}
+    return [found[str(s.originator_id), s.originator_version] for s in stored]

@@ -1,0 +1,245 @@
+"""PostgreSQL, whole: its dialect, the ledger's connection (psycopg 3), and the backend of a
+postgresql:// URL. psycopg is imported where it is used: a SQLite ledger never loads it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from eventsourcing.persistence import OperationalError
+
+from .base import APPLICATION_NAME, Backend, Cursor, Database, Dialect, Transaction
+from .errors import driver_errors
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+    blob = "BYTEA"
+    json = "JSONB"
+    json_placeholder = "?::jsonb"
+    text = 'TEXT COLLATE "C"'
+
+    for_update = " FOR UPDATE"
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema or "public"
+
+    def serialize_writers(self, cursor: Cursor) -> None:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ledger-views:{self.schema}",))
+
+    def sql(self, statement: str) -> str:
+        return statement.replace("?", "%s")
+
+    def table(self, name: str) -> str:
+        return f'"{self.schema}"."{name}"'
+
+    def table_exists(self, cursor: Cursor, name: str) -> bool:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (self.table(name),))
+        return bool(cursor.fetchone()[0])
+
+    def json_path(self, segments: tuple[str, ...]) -> Any:
+        return list(segments)
+
+    def json_type_is(self, column: str, kinds: tuple[str, ...]) -> str:
+        listed = ", ".join(f"'{kind}'" for kind in kinds)
+        return f"jsonb_typeof({column} #> ?) IN ({listed})"
+
+    def json_text(self, column: str) -> str:
+        return f'({column} #>> ?) COLLATE "C"'
+
+    def json_number_compare(self, column: str, comparator: str) -> str:
+        # CASE, not AND: PostgreSQL may evaluate either side of AND first, and the cast must not
+        # see a non-number.
+        return (
+            f"CASE WHEN jsonb_typeof({column} #> ?) = 'number' "
+            f"THEN ({column} #>> ?)::numeric {comparator} ? ELSE FALSE END"
+        )
+
+    def json_boolean_compare(self, column: str, comparator: str) -> str:
+        return f"(jsonb_typeof({column} #> ?) = 'boolean' AND ({column} #>> ?) {comparator} ?)"
+
+    def json_boolean(self, value: bool) -> Any:
+        return "true" if value else "false"
+
+    def json_exists(self, column: str) -> str:
+        return f"({column} #> ?) IS NOT NULL"
+
+    def wildcard(self, expression: str) -> str:
+        return f"{expression} LIKE ? ESCAPE '\\'"
+
+    def wildcard_pattern(self, value: str) -> str:
+        escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return escaped.replace("*", "%")
+
+    def contains(self, expression: str) -> str:
+        return f"strpos({expression}, ?) > 0"
+
+    def in_list(self, column: str, count: int) -> tuple[str, bool]:
+        return f"{column} = ANY(?)", True
+
+
+class PostgresDatabase(Database):
+    position_column = "notification_id"
+    COPY_FROM = 64  # events: more go in by COPY, fewer by an INSERT that rides the pipeline
+
+    def __init__(self, connect: Any, schema: str, events_table: str) -> None:
+        import psycopg  # here, not at the top: a SQLite ledger never loads it
+
+        super().__init__()
+        self._driver = psycopg
+        self.dialect = PostgresDialect(schema)
+        self.events_table = self.dialect.table(events_table)
+        self.events_channel = f'"{events_table}"'  # eventsourcing's NOTIFY channel for new events
+        self.conflict_error = psycopg.errors.UniqueViolation
+        self._connect = connect
+        self._conn: Any = None
+
+    def lost(self) -> bool:
+        return self._conn is not None and bool(self._conn.closed or self._conn.broken)
+
+    def _connection(self) -> Any:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = self._connect()
+            self._conn.autocommit = True
+        return self._conn
+
+    @contextmanager
+    def _transaction(self, isolation: str = "", pipelined: bool = False) -> Iterator[Cursor]:
+        with self._lock, driver_errors(self._driver):
+            conn = self._connection()
+            with conn.pipeline() if pipelined else nullcontext(), conn.transaction(), conn.cursor() as cursor:
+                if isolation:
+                    cursor.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
+                yield cursor
+
+    def write(self) -> Transaction:
+        return self._transaction()
+
+    def recording(self, count: int) -> Transaction:
+        # Pipelined, a few events cost three round trips (lock, insert, views and commit) instead of
+        # one a statement. COPY, faster for many, cannot run in a pipeline.
+        return self._transaction(pipelined=count < self.COPY_FROM)
+
+    def read(self) -> Transaction:
+        return self._transaction()
+
+    def lock_log(self, cursor: Cursor) -> None:
+        # As eventsourcing's PostgreSQL recorder does, and with its notification for subscribers.
+        cursor.execute(f"LOCK TABLE {self.events_table} IN EXCLUSIVE MODE")
+        cursor.execute(f"NOTIFY {self.events_channel}")
+
+    def insert_events(self, cursor: Cursor, rows: Sequence[tuple[str, int, str, bytes]]) -> list[int] | None:
+        columns = "originator_id, originator_version, topic, state"
+        pg_cursor: Any = cursor  # psycopg's own: COPY, and one result set for each row inserted
+        if len(rows) >= self.COPY_FROM:
+            with pg_cursor.copy(f"COPY {self.events_table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return None
+        pg_cursor.executemany(
+            f"INSERT INTO {self.events_table} ({columns}) VALUES (%s, %s, %s, %s) RETURNING notification_id",
+            rows,
+            returning=True,
+        )
+        positions = []
+        while True:
+            positions.append(int(pg_cursor.fetchone()[0]))
+            if not pg_cursor.nextset():
+                return positions
+
+    def snapshot(self) -> Transaction:
+        return self._transaction("REPEATABLE READ, READ ONLY")
+
+    @contextmanager
+    def quick(self) -> Iterator[Cursor]:
+        with self._lock, driver_errors(self._driver), self._connection().cursor() as cursor:
+            yield cursor  # autocommit: the statement is its own transaction
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    user: str
+    password: str
+    host: str
+    port: int
+    dbname: str
+    schema: str
+
+
+class PostgresBackend(Backend):
+    def __init__(self, url: str, settings: PostgresSettings) -> None:
+        self.url, self.settings = url, settings
+
+    @property
+    def redacted_url(self) -> str:
+        s = self.settings
+        auth = quote(s.user) + (":***" if s.password else "")
+        socket = s.host.startswith("/")
+        params = ([f"host={s.host}"] if socket else []) + ([f"schema={s.schema}"] if s.schema else [])
+        query = "?" + "&".join(params) if params else ""
+        return f"postgresql://{auth}@{'' if socket else s.host}:{s.port}/{s.dbname}{query}"
+
+    @property
+    def secret(self) -> str:
+        return self.settings.password
+
+    def environment(self) -> dict[str, str]:
+        s = self.settings
+        env = {
+            **self._common(),
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": s.dbname,
+            "POSTGRES_HOST": s.host,
+            "POSTGRES_PORT": str(s.port),
+            "POSTGRES_USER": s.user,
+            "POSTGRES_PASSWORD": s.password,
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_POOL_SIZE": "2",
+            "POSTGRES_MAX_OVERFLOW": "8",
+        }
+        if s.schema:
+            env["POSTGRES_SCHEMA"] = s.schema
+        return env
+
+    def database(self) -> Database:
+        return PostgresDatabase(self.connect, self.settings.schema, f"{APPLICATION_NAME}_events")
+
+    def connect(self) -> Any:
+        import psycopg
+
+        s = self.settings
+        return psycopg.connect(
+            host=s.host, port=s.port, user=s.user, password=s.password or None, dbname=s.dbname, connect_timeout=5
+        )
+
+    @contextmanager
+    def setting_up(self) -> Iterator[None]:
+        """Connect once up front, so a refused or mistyped server fails at once with libpq's reason,
+        and hold a session lock while eventsourcing creates its table and function: two processes
+        creating them at the same moment would otherwise collide ("tuple concurrently updated")."""
+        import psycopg
+        from psycopg import sql
+
+        try:
+            conn = self.connect()
+        except psycopg.Error as e:
+            raise OperationalError(str(e)) from e
+        with conn:
+            key = f"ledger-setup:{self.settings.dbname}:{self.settings.schema}"
+            try:
+                conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+                if self.settings.schema:
+                    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.settings.schema)))
+                conn.commit()
+            except psycopg.Error as e:
+                raise OperationalError(str(e)) from e
+            yield  # the session lock is released when the connection closes

@@ -1,0 +1,318 @@
+"""Issue 3 acceptance: paging under concurrent writers, replay identity and crash resumption,
+readers during replay, and list as of a past time."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger import Code, Ledger, LedgerError
+from ledger.domain.operation import Operation, Progressed, Succeeded
+from ledger.domain.timestamps import parse_timestamp
+from ledger.storage.postgres import PostgresDialect
+
+from ..support import PG_DSN, drop_schema, needs_postgres, with_schema
+
+LEDGER = Path(sys.executable).with_name("ledger")
+
+
+def bulk_record(lg: Ledger, count: int, prefix: str = "projects/bulk") -> None:
+    """Many operations quickly, saved 200 to a transaction (the command path saves one at a time)."""
+    pending: list[Operation] = []
+    for i in range(count):
+        when = parse_timestamp(f"2026-11-21T{8 + i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z", "t")
+        op = Operation.create(
+            f"{prefix}{i % 7}/operations/op-{i:05d}",
+            when,
+            {"verb": "create", "target": f"t{i % 13}", "lifecycle_fields": "common"},
+        )
+        op.trigger(Progressed, when, status_detail=f"step {i % 5}", progress_percent=i % 100)
+        if i % 3:
+            op.trigger(Succeeded, when, response={"@type": "type.googleapis.com/google.protobuf.Empty"})
+        pending.append(op)
+        if len(pending) == 200:
+            lg.parts.app.save(*pending)
+            pending = []
+    if pending:
+        lg.parts.app.save(*pending)
+    lg.parts.engine.catch_up()
+
+
+def dump(lg: Ledger) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of both views, every column, in a fixed order."""
+    d = lg.parts.db.dialect
+    out = {}
+    with lg.parts.db.read() as cursor:
+        for view, order in (("ledger_operations", "name"), ("ledger_versions", "name, version")):
+            cursor.execute(f"SELECT * FROM {d.table(view)} ORDER BY {order}")
+            out[view] = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in cursor.fetchall()]
+    return out
+
+
+def all_names(lg: Ledger, **query: Any) -> list[str]:
+    names: list[str] = []
+    token = ""
+    while True:
+        page = lg.list(page_token=token, **query)
+        names += [op["name"] for op in page["operations"]]
+        token = page.get("nextPageToken", "")
+        if not token:
+            return names
+
+
+@pytest.mark.parametrize(
+    "expression", ["", "done = false", 'verb = "create" AND target = "t1*"', "error:* OR cancelRequested = true"]
+)
+def test_paging_equals_unpaged_while_others_write(ledger_url: str, expression: str) -> None:
+    with Ledger.open(ledger_url) as lg, Ledger.open(ledger_url) as writer:
+        for i in range(23):
+            name = f"projects/p{i % 3}/operations/op-{i:02d}"
+            lg.create(
+                name,
+                verb="create" if i % 2 else "delete",
+                target=f"t{i}",
+                occurred_at=f"2026-11-21T10:00:{i // 2:02d}Z",
+            )
+            if i % 4 == 0:
+                lg.fail(name, code=i % 16 + 1)
+            if i % 5 == 0:
+                lg.cancel(name) if i % 4 else None
+        fresh = 0
+        for size in range(1, 8):
+            unpaged = lg.list(filter=expression, page_size=1000)["operations"]
+            seen: list[dict[str, Any]] = []
+            token = ""
+            while True:
+                page = lg.list(filter=expression, page_size=size, page_token=token)
+                assert len(page["operations"]) <= size
+                seen += page["operations"]
+                token = page.get("nextPageToken", "")
+                if not token:
+                    break
+                fresh += 1  # another writer records a new operation between every two pages
+                writer.create(f"projects/p0/operations/new-{fresh:03d}", verb="create", target="t1")
+            assert seen == unpaged, size
+
+
+def test_tokens_are_bound_to_their_request(ledger: Ledger) -> None:
+    for i in range(5):
+        ledger.create(f"projects/p/operations/op-{i}", verb="create", occurred_at=f"2026-11-21T10:00:0{i}Z")
+    token = ledger.list("projects/p", filter='verb = "create"', page_size=2)["nextPageToken"]
+    assert ledger.list("projects/p", filter='verb = "create"', page_size=2, page_token=token)["operations"]
+    for other in (
+        {"parent": "projects/q", "filter": 'verb = "create"'},
+        {"parent": None, "filter": 'verb = "create"'},
+        {"parent": "projects/p", "filter": ""},
+        {"parent": "projects/p", "filter": 'verb = "create"', "as_of": "2026-11-21T10:00:09Z"},
+    ):
+        with pytest.raises(LedgerError) as e:
+            ledger.list(other.pop("parent"), page_token=token, **other)
+        assert e.value.code == Code.INVALID_ARGUMENT
+        assert e.value.message.startswith("page_token:")
+    for garbage in ("nonsense", "e30", "W10", "WyJhIiwiYiIsMV0"):
+        with pytest.raises(LedgerError) as e:
+            ledger.list("projects/p", page_token=garbage)
+        assert e.value.code == Code.INVALID_ARGUMENT
+
+
+def test_page_sizes(ledger: Ledger) -> None:
+    for i in range(3):
+        ledger.create(f"operations/op-{i}")
+    assert len(ledger.list(page_size=0)["operations"]) == 3
+    assert len(ledger.list(page_size=5000)["operations"]) == 3
+    with pytest.raises(LedgerError) as e:
+        ledger.list(page_size=-1)
+    assert e.value.code == Code.INVALID_ARGUMENT
+    assert ledger.list("projects/none") == {"operations": []}
+
+
+def test_replay_is_byte_identical(ledger: Ledger) -> None:
+    bulk_record(ledger, 700)
+    ledger.delete("projects/bulk3/operations/op-00003")
+    before = dump(ledger)
+    assert len(before["ledger_operations"]) == 699
+    ledger.replay()
+    assert dump(ledger) == before
+    ledger.replay(["versions"], batch_size=7)
+    assert dump(ledger) == before
+    assert ledger.view_lag() == {"operations": 0, "versions": 0}
+
+
+def test_replay_killed_at_random_points_then_rerun(ledger_url: str) -> None:
+    with Ledger.open(ledger_url) as lg:
+        bulk_record(lg, 1500)
+        before = dump(lg)
+        events = lg.parts.engine.positions()["operations"]
+        expected_names = sorted(row[0] for row in before["ledger_operations"])
+    rng = random.Random(7)
+    # Kill once the rebuild has passed a random position of the log; the last stop is the end of
+    # the log, so that kill lands while indexes are built or the views swapped, if it lands at all.
+    stops = [*sorted(rng.sample(range(1, events), 3)), events]
+    for stop in stops:
+        replay = subprocess.Popen(
+            [LEDGER, "--db", ledger_url, "replay", "--batch-size", "10"],
+            stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+        with Ledger.open(ledger_url) as watcher:
+            deadline = time.monotonic() + 60
+            while replay.poll() is None and time.monotonic() < deadline:
+                building = watcher.parts.engine.positions("building")
+                if building and min(building.values()) >= stop:
+                    break
+                time.sleep(0.002)
+        interrupted = replay.poll() is None
+        assert interrupted or stop == events, "replay finished before it could be interrupted"
+        replay.send_signal(signal.SIGKILL)
+        replay.wait()
+        with Ledger.open(ledger_url) as lg:  # meanwhile readers see the old, whole views
+            assert sorted(all_names(lg, page_size=1000)) == expected_names
+    finished = subprocess.run([LEDGER, "--db", ledger_url, "replay"], capture_output=True, check=False)
+    assert finished.returncode == 0, finished.stderr
+    with Ledger.open(ledger_url) as lg:
+        assert dump(lg) == before
+        assert lg.parts.engine.positions("building") == {}
+
+
+def test_readers_during_replay_never_see_errors_or_partial_lists(ledger_url: str) -> None:
+    with Ledger.open(ledger_url) as lg:
+        bulk_record(lg, 1200)
+        expected = lg.list(page_size=1000)
+        one = expected["operations"][17]
+    failures: list[str] = []
+    reads = 0
+    stop = threading.Event()
+
+    def read() -> None:
+        nonlocal reads
+        with Ledger.open(ledger_url) as reader:
+            while not stop.is_set():
+                try:
+                    if reader.list(page_size=1000) != expected or reader.get(one["name"]) != one:
+                        failures.append("a read differed from the views before replay")
+                except Exception as e:  # any error at all is a failure here
+                    failures.append(repr(e))
+                reads += 1
+
+    threads = [threading.Thread(target=read) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(2):
+            done = subprocess.run(
+                [LEDGER, "--db", ledger_url, "replay", "--batch-size", "100"], capture_output=True, check=False
+            )
+            assert done.returncode == 0, done.stderr
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert not failures, failures[:3]
+    assert reads > 4
+
+
+def test_list_as_of_equals_what_list_returned_then(ledger: Ledger) -> None:
+    script: list[tuple[str, str, dict[str, Any]]] = []
+    for i in range(12):
+        script.append(("create", f"projects/p{i % 2}/operations/op-{i:02d}", {"verb": "create" if i % 3 else "update"}))
+        if i % 2:
+            script.append(
+                ("progress", f"projects/p{(i - 1) % 2}/operations/op-{i - 1:02d}", {"status_detail": f"at {i}"})
+            )
+        if i % 3 == 2:
+            script.append(("succeed", f"projects/p{(i - 2) % 2}/operations/op-{i - 2:02d}", {}))
+        if i % 4 == 3:
+            script.append(("fail", f"projects/p{(i - 1) % 2}/operations/op-{i - 1:02d}", {"code": "CANCELLED"}))
+        if i % 5 == 4:
+            script.append(("delete", f"projects/p{(i - 4) % 2}/operations/op-{i - 4:02d}", {}))
+    queries = [{}, {"filter": "done = false"}, {"filter": 'verb = "create" OR error:*'}, {"parent": "projects/p1"}]
+    recorded: list[tuple[str, list[dict[str, Any]]]] = []
+    for step, (command, name, args) in enumerate(script):
+        at = f"2026-11-21T10:{step // 60:02d}:{step % 60:02d}.5Z"
+        try:
+            getattr(ledger, command)(name, occurred_at=at, **args)
+        except LedgerError as e:
+            assert e.code == Code.FAILED_PRECONDITION  # the script may try to end an ended operation
+        recorded.append((at, [ledger.list(q.get("parent"), filter=q.get("filter", ""), page_size=3) for q in queries]))
+    for at, then in recorded:
+        now = [ledger.list(q.get("parent"), filter=q.get("filter", ""), page_size=3, as_of=at) for q in queries]
+        assert [page["operations"] for page in now] == [page["operations"] for page in then], at
+    assert ledger.list(as_of="2026-11-21T09:00:00Z") == {"operations": []}
+
+
+def test_pg_env_is_set_in_ci() -> None:
+    """CI sets LEDGER_TEST_PG_DSN, so the PostgreSQL half of this suite runs there."""
+    import os
+
+    if os.environ.get("CI"):
+        assert PG_DSN, "CI must run the PostgreSQL tests"
+
+
+def test_commands_leave_the_views_current(ledger: Ledger) -> None:
+    """Read-your-writes comes from the command itself, not from a later read catching up."""
+    ledger.create("operations/ryw")
+    assert ledger.view_lag() == {"operations": 0, "versions": 0}
+    ledger.progress("operations/ryw", progress_percent=5)
+    ledger.cancel("operations/ryw")
+    ledger.fail("operations/ryw", code=1)
+    assert ledger.view_lag() == {"operations": 0, "versions": 0}
+    ledger.delete("operations/ryw")
+    assert ledger.view_lag() == {"operations": 0, "versions": 0}
+    assert dump(ledger)["ledger_operations"] == []
+
+
+@needs_postgres
+def test_gaps_in_positions_are_skipped_not_waited_for() -> None:
+    """PostgreSQL takes a notification id even for an insert that is rolled back: the views must
+    carry on past such a gap at once. (SQLite positions are rowids, which such inserts do not use.)"""
+    schema = f"test_gaps_{uuid.uuid4().hex[:8]}"
+    try:
+        with Ledger.open(with_schema(PG_DSN, schema)) as lg:
+            lg.create("operations/before")
+            d = lg.parts.db.dialect
+            assert isinstance(d, PostgresDialect)
+            with lg.parts.db.write() as cursor:
+                cursor.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{d.schema}.ledger_events', 'notification_id'), "
+                    f"(SELECT MAX(notification_id) FROM {lg.parts.db.events_table}) + 5)"
+                )
+            started = time.monotonic()
+            lg.create("operations/after")
+            assert time.monotonic() - started < 2
+            positions = [lg.history(n)[0]["position"] for n in ("operations/before", "operations/after")]
+            assert positions[1] - positions[0] == 6
+            assert lg.view_lag() == {"operations": 0, "versions": 0}
+            assert [op["name"] for op in lg.list()["operations"]] == ["operations/after", "operations/before"]
+    finally:
+        drop_schema(PG_DSN, schema)
+
+
+def test_a_listing_is_one_snapshot_however_long_it_is_read(ledger: Ledger) -> None:
+    """An operation that stops matching, or changes, after the first page is still where it was."""
+    for i in range(3):
+        ledger.create(f"operations/op{i}", occurred_at=f"2026-11-21T10:00:0{3 - i}Z")
+    first = ledger.list(filter="done = false", page_size=1)
+    ledger.succeed("operations/op1")
+    ledger.progress("operations/op2", status_detail="moved on")
+    ledger.create("operations/newer", occurred_at="2026-11-21T11:00:00Z")
+    seen = [op["name"] for op in first["operations"]]
+    token = first["nextPageToken"]
+    while token:
+        page = ledger.list(filter="done = false", page_size=1, page_token=token)
+        seen += [op["name"] for op in page["operations"]]
+        token = page.get("nextPageToken", "")
+    assert seen == ["operations/op0", "operations/op1", "operations/op2"]
+    assert [op["name"] for op in ledger.list(filter="done = false")["operations"]] == [
+        "operations/newer",
+        "operations/op0",
+        "operations/op2",
+    ]

@@ -1,0 +1,202 @@
+"""`ledger serve` around the gRPC service: TLS on both ports with a certificate the test makes, and
+the health service following the database as it goes away and comes back."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import selectors
+import socket
+import ssl
+import subprocess
+import threading
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import grpc
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from google.api_core import exceptions, operations_v1
+from grpc_health.v1 import health_pb2
+
+from ledger import Ledger
+
+from ..support import PG_DSN, drop_schema, with_schema
+from .grpcserving import GrpcServer, wait_for_health
+from .serving import LEDGER, Server, free_port, start
+
+
+def _certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1, and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+def test_tls_on_both_ports(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    with Ledger.open(url) as lg:
+        lg.create("projects/p/operations/secret")
+        lg.set_policy("", {"bindings": [{"role": "roles/ledger.viewer", "members": ["allUsers"]}]}, principal="local:t")
+    cert, key = _certificate(tmp_path)
+    http_port, grpc_port = free_port(), free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                *(LEDGER, "--db", url, "serve", "--allow-anonymous", "--port", str(http_port), "--grpc-port"),
+                str(grpc_port),
+                "--tls-cert",
+                str(cert),
+                "--tls-key",
+                str(key),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    server = GrpcServer(
+        Server(url, f"https://127.0.0.1:{http_port}", process=process, log=log), f"127.0.0.1:{grpc_port}"
+    )
+    server.root_certificate = cert.read_bytes()
+    try:
+        wait_for_health(server, health_pb2.HealthCheckResponse.SERVING)
+        trusted = ssl.create_default_context(cafile=str(cert))
+        answer = httpx.get(f"{server.http.base}/v1/projects/p/operations/secret", verify=trusted)
+        assert answer.status_code == 200 and answer.json()["name"] == "projects/p/operations/secret"
+        with pytest.raises(httpx.ConnectError):  # a client that does not trust the certificate is refused
+            httpx.get(f"{server.http.base}/v1/projects/p/operations/secret")
+        with server.channel() as channel:
+            assert operations_v1.OperationsClient(channel).get_operation("projects/p/operations/secret").name
+        plaintext = grpc.insecure_channel(server.target)  # TLS only: a plaintext client gets nowhere
+        with plaintext, pytest.raises(exceptions.ServiceUnavailable):
+            operations_v1.OperationsClient(plaintext).get_operation(
+                "projects/p/operations/secret", retry=None, timeout=5
+            )
+    finally:
+        server.stop()
+
+
+class Proxy:
+    """A TCP relay to PostgreSQL that the test can cut and restore: the database as seen from the server."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        listener = socket.create_server(("127.0.0.1", self.port))
+        self._thread = threading.Thread(target=self._relay, args=(listener,), daemon=True)
+        self._thread.start()
+
+    def cut(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _relay(self, listener: socket.socket) -> None:
+        pairs: dict[socket.socket, socket.socket] = {}
+        with selectors.DefaultSelector() as selector:
+            selector.register(listener, selectors.EVENT_READ)
+            while not self._stop.is_set():
+                for key, _ in selector.select(timeout=0.1):
+                    sock = key.fileobj
+                    assert isinstance(sock, socket.socket)
+                    if sock is not listener and sock not in pairs:
+                        continue  # closed a moment ago with its partner, in this same round
+                    if sock is listener:
+                        client, _ = listener.accept()
+                        upstream = socket.create_connection(self.target)
+                        pairs[client], pairs[upstream] = upstream, client
+                        selector.register(client, selectors.EVENT_READ)
+                        selector.register(upstream, selectors.EVENT_READ)
+                        continue
+                    data = b""
+                    try:
+                        data = sock.recv(65536)
+                        if data:
+                            pairs[sock].sendall(data)
+                            continue
+                    except OSError:
+                        pass
+                    for end in (sock, pairs.pop(sock)):  # one side closed: close both
+                        pairs.pop(end, None)
+                        selector.unregister(end)
+                        end.close()
+            for sock in [listener, *pairs]:
+                sock.close()
+
+
+@pytest.mark.skipif(not PG_DSN, reason="LEDGER_TEST_PG_DSN is not set: PostgreSQL tests need a live database")
+def test_health_is_not_serving_while_the_database_is_unreachable(tmp_path: Path) -> None:
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    direct = with_schema(PG_DSN, schema)
+    parts = urlsplit(direct)
+    proxy = Proxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    user = parts.netloc.rpartition("@")[0]
+    through_proxy = urlunsplit(parts._replace(netloc=f"{user}{'@' if user else ''}127.0.0.1:{proxy.port}"))
+    with Ledger.open(direct) as lg:
+        lg.create("projects/p/operations/x")
+        lg.set_policy("", {"bindings": [{"role": "roles/ledger.viewer", "members": ["allUsers"]}]}, principal="local:t")
+    proxy.start()
+    grpc_port = free_port()
+    server = GrpcServer(
+        start(through_proxy, tmp_path, "--grpc-port", str(grpc_port), "--allow-anonymous"), f"127.0.0.1:{grpc_port}"
+    )
+    try:
+        wait_for_health(server, health_pb2.HealthCheckResponse.SERVING)
+        proxy.cut()
+        wait_for_health(server, health_pb2.HealthCheckResponse.NOT_SERVING)
+        with server.channel() as channel, pytest.raises(exceptions.ServiceUnavailable):
+            operations_v1.OperationsClient(channel).get_operation("projects/p/operations/x", retry=None)
+        proxy.start()
+        wait_for_health(server, health_pb2.HealthCheckResponse.SERVING)
+        with server.channel() as channel:
+            assert operations_v1.OperationsClient(channel).get_operation("projects/p/operations/x").name
+    finally:
+        server.stop()
+        proxy.cut()
+        drop_schema(PG_DSN, schema)
+    assert server.http.log is not None and "gRPC health: NOT_SERVING" in server.http.log.read_text()
+
+
+def test_a_taken_grpc_port_or_half_a_tls_pair_fails_before_serving(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        command = [LEDGER, "--db", url, "serve", "--port", "0", "--grpc-port", port, "--allow-anonymous"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1 and done.stderr.startswith(f"Error: cannot listen for gRPC on 127.0.0.1 port {port}")
+    cert, _ = _certificate(tmp_path)
+    half = subprocess.run([*command, "--tls-cert", str(cert)], capture_output=True, text=True, timeout=60, check=False)
+    assert half.returncode == 2 and "--tls-cert and --tls-key together" in half.stderr
