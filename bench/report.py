@@ -243,6 +243,54 @@ def serve_grpc_section(out: list[str], results: Path) -> None:
     out += [""] + [f"- {r['backend']}: {provenance(r)}" for r in runs] + [""]
 
 
+# -- the explorer in a browser (bench/ui.py) -------------------------------------------------------------
+
+UI_RUNS = ("ui-sqlite", "ui-sqlite-10k", "ui-sqlite-100k", "ui-postgresql-10k", "ui-postgresql-100k")
+
+
+def ui_section(out: list[str], results: Path) -> None:
+    """Page load and filter round-trip of the explorer at /ui/, in Debian's chromium."""
+    runs = [r for r in (load(results, name) for name in UI_RUNS) if r]
+    if not runs:
+        return
+    out += ["## The explorer at /ui/ in a browser: page load and filter round-trip", ""]
+    out += [
+        "Times from the page's own clock (navigation start, or Apply pressed, to the performance mark the",
+        "page sets once its rows or bars are drawn), in Debian's chromium driven by Playwright, server and",
+        "browser on the same 2 cores; median (worst) of the runs after a warm-up. The whole-fleet timeline",
+        "window holds every operation; the server sends at most 20,000 bars and counts the rest. The last",
+        "column is the first facets answer after the server reported ready: the fleet index it reads at",
+        "start (every live operation and every event, through the export feeds) must be complete first.",
+        "Other work shared the machine while these ran (2026-12-04), so the worst cases carry its noise.",
+        "",
+        "| backend | operations | fleet: first paint ms | fleet: rows drawn ms | timeline, whole fleet: bars "
+        "| drawn ms | timeline, last 6 h: bars | drawn ms | filter round-trip ms, median over filters "
+        "(slowest filter's worst) | fleet index ready after start ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        fleet, whole, window = r["fleet"], r["timeline_whole_fleet"], r["timeline_default_window"]
+        filters = list(r["filters"].values())
+        medians = sorted(f["median_ms"] for f in filters)
+        out.append(
+            f"| {r['backend']} | {r['operations']:,} | {_cell(fleet['first_paint'])} | {_cell(fleet['rows_drawn'])} "
+            f"| {whole['bars']:,} | {_cell(whole['bars_drawn'])} | {window['bars']:,} | {_cell(window['bars_drawn'])} "
+            f"| {medians[len(medians) // 2]} ({max(f['max_ms'] for f in filters)}) | {r.get('fleet_index_ready_ms', '')} |"
+        )
+    out += ["", "Filter round-trips, median (worst) ms:", ""]
+    out += ["| filter | " + " | ".join(f"{r['backend']}, {r['operations']:,}" for r in runs) + " |"]
+    out += ["|---|" + "---|" * len(runs)]
+    for expression in runs[0]["filters"]:
+        cells = " | ".join(_cell(r["filters"][expression]) if expression in r["filters"] else "" for r in runs)
+        out.append(f"| `{expression}` | {cells} |")
+    out += [""] + [f"- {r['backend']}, {r['operations']:,}: {provenance(r)}; chromium {r['browser']}" for r in runs]
+    out += [""]
+
+
+def _cell(timing: dict[str, Any]) -> str:
+    return f"{timing['median_ms']} ({timing['max_ms']})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON results are")
@@ -261,6 +309,7 @@ def main() -> None:
     commands_section(out, results)
     serve_section(out, results)
     serve_grpc_section(out, results)
+    ui_section(out, results)
     scaling_section(out, results)
     notes = Path(__file__).parent / "NOTES.md"
     if notes.exists() and results == RESULTS:  # the notes read the recorded results, not a quick run

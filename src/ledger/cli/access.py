@@ -29,6 +29,13 @@ from .operations import JSON
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Ledger worker threads.")
 @click.option("--max-wait", default=60.0, show_default=True, type=click.FloatRange(0), help="Cap on :wait, seconds.")
 @click.option(
+    "--access-log",
+    type=click.Choice(["none", "json"]),
+    default="none",
+    show_default=True,
+    help="json: one JSON object a request on stderr (time, principal, method, path, status, bytes, durationMs).",
+)
+@click.option(
     "--grpc-port",
     default=0,
     show_default=True,
@@ -53,12 +60,14 @@ def serve(
     allow_anonymous: bool,
     threads: int,
     max_wait: float,
+    access_log: str,
     grpc_port: int,
     descriptor_sets: tuple[Path, ...],
     tls_cert: Path | None,
     tls_key: Path | None,
 ) -> None:
-    """Serve google.longrunning Operations over HTTP (OpenAPI at /openapi.json), and over gRPC.
+    """Serve google.longrunning Operations over HTTP (OpenAPI at /openapi.json), the explorer at /ui/,
+    Prometheus metrics at /metrics, /healthz and /readyz probes, and the same operations over gRPC.
 
     Needs the server extra: pip install 'ledger[server]'. Calls need a bearer token from the tokens
     file unless --allow-anonymous; what each principal may do is set by policies (`ledger iam set`).
@@ -84,11 +93,23 @@ def serve(
     authenticator = Authenticator(tokens_file, allow_anonymous)  # a bad tokens file fails here, before serving
     open_ledger(ctx).close()  # create the store and views before the first request, and fail early
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if access_log == "json":  # bare JSON lines on stderr, without the time and name the other logs carry
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logging.getLogger("ledger.access").addHandler(handler)
+        logging.getLogger("ledger.access").propagate = False
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("give --tls-cert and --tls-key together")
     tls = None if tls_cert is None or tls_key is None else (tls_key, tls_cert)
     companions = [grpc_service(host, grpc_port, descriptor_sets, tls)] if grpc_port else []
-    app = create_app(ctx.find_root().obj, authenticator, pool_size=threads, max_wait=max_wait, companions=companions)
+    app = create_app(
+        ctx.find_root().obj,
+        authenticator,
+        pool_size=threads,
+        max_wait=max_wait,
+        access_log=access_log == "json",
+        companions=companions,
+    )
     uvicorn.run(
         app,
         host=host,
