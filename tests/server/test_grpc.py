@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 
 import grpc
+import httpx
 import orjson
 import pytest
 from google.api_core import exceptions, operation, operations_v1
@@ -297,9 +298,27 @@ def test_the_access_log_names_calls_and_never_tokens(server: GrpcServer, collect
     with pytest.raises(exceptions.PermissionDenied):
         _client(server, STRANGER).get_operation(f"{collection}/operations/x")
     assert server.http.log is not None
-    line = f"{STRANGER} gRPC GetOperation '{collection}/operations/x' -> PERMISSION_DENIED"
+    line = f"{STRANGER} gRPC Operations.GetOperation '{collection}/operations/x' -> PERMISSION_DENIED"
     deadline = time.monotonic() + 10  # the line is written once the answer has gone out
     while line not in (log := server.http.log.read_text()):
         assert time.monotonic() < deadline, log
         time.sleep(0.05)
     assert not any(token in log for token in server.tokens.values())
+
+
+def test_grpc_calls_are_counted_in_the_servers_metrics(server: GrpcServer, collection: str) -> None:
+    with Ledger.open(server.url) as lg:
+        lg.create(f"{collection}/operations/counted")
+    client = _client(server)
+    client.get_operation(f"{collection}/operations/counted")
+    with pytest.raises(exceptions.NotFound):
+        client.get_operation(f"{collection}/operations/absent")
+    wanted = [
+        'ledger_requests_total{code="OK",protocol="grpc",route="Operations.GetOperation"}',
+        'ledger_requests_total{code="NOT_FOUND",protocol="grpc",route="Operations.GetOperation"}',
+        'ledger_request_duration_seconds_count{protocol="grpc",route="Operations.GetOperation"}',
+    ]
+    deadline = time.monotonic() + 10  # counted once the answer has gone out
+    while not all(w in (text := httpx.get(server.http.base + "/metrics").text) for w in wanted):
+        assert time.monotonic() < deadline, text[-3000:]
+        time.sleep(0.05)

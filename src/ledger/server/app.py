@@ -32,7 +32,7 @@ from ..domain.iam import PERMISSIONS, validate_resource
 from ..domain.values import JSONObject, parse_json
 from .access import Authenticator
 from .errors import error_body
-from .metrics import PRINCIPAL_KEY
+from .metrics import PRINCIPAL_KEY, Metrics
 from .observability import Observability
 from .openapi import openapi_document
 from .routes import Call, route
@@ -411,7 +411,7 @@ def _error(error: LedgerError) -> Response:
     return Response(body, status_code=status, media_type=JSON)
 
 
-Companion = Callable[["Service"], AbstractAsyncContextManager[object]]
+Companion = Callable[["Service", Metrics], AbstractAsyncContextManager[object]]
 
 
 def create_app(
@@ -424,7 +424,8 @@ def create_app(
     companions: Sequence[Companion] = (),
 ) -> Starlette:
     """The ASGI application serving the ledger at `url`. Each companion (the gRPC server) runs for
-    the application's lifetime on the same service: its ledger pool, tokens and policy cache."""
+    the application's lifetime on the same service (its ledger pool, tokens and policy cache) and
+    counts its calls in the same metrics."""
     pool = LedgerPool(url, pool_size)
     service = Service(pool, authenticator, max_wait)
     extras = Observability(service, access_log=access_log)  # /ui/, /metrics, /healthz, /readyz, request metrics
@@ -440,7 +441,7 @@ def create_app(
             running.callback(pool.close)  # last, once every companion has stopped
             running.push_async_callback(extras.stop)
             for companion in companions:
-                await running.enter_async_context(companion(service))
+                await running.enter_async_context(companion(service, extras.metrics))
             yield
 
     async def unrouted(request: Request, error: Exception) -> Response:

@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ..app import MAX_BODY_BYTES, LedgerPool, Service
+from ..metrics import Metrics
 from .anys import TypeRegistry
 from .servicers import Calls, IAMPolicyServicer, OperationsServicer
 
@@ -54,14 +55,14 @@ class GrpcSettings:
     tls: tuple[bytes, bytes] | None = None  # (private key PEM, certificate chain PEM)
 
 
-def grpc_companion(settings: GrpcSettings) -> Callable[[Service], AbstractAsyncContextManager[None]]:
+def grpc_companion(settings: GrpcSettings) -> Callable[[Service, Metrics], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
-    async def serving(service: Service) -> AsyncIterator[None]:
+    async def serving(service: Service, metrics: Metrics) -> AsyncIterator[None]:
         server = grpc.aio.server(options=OPTIONS, maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS)
         # The ledger's default metadata type, loaded now so that reflection describes it from the start
         # (tools that print an Any, as grpcurl does, ask reflection for its type).
         settings.registry.find(DEFAULT_METADATA)
-        calls = Calls(service, settings.registry)
+        calls = Calls(service, settings.registry, metrics)
         operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(calls), server)
         iam_policy_pb2_grpc.add_IAMPolicyServicer_to_server(IAMPolicyServicer(calls), server)
         checker = health.aio.HealthServicer()

@@ -21,6 +21,7 @@ from google.protobuf import empty_pb2, json_format
 from ...domain.errors import Code, LedgerError, invalid
 from ...domain.iam import PERMISSIONS, validate_resource
 from ..app import Service, _existing, _policy_options, _update_mask
+from ..metrics import Metrics
 from .anys import TypeRegistry
 from .status import abort
 
@@ -32,10 +33,11 @@ Work = Callable[[str | None], Awaitable[T]]
 class Calls:
     """What every call shares: who is calling, the ledger pool, errors as statuses, the access log."""
 
-    def __init__(self, service: Service, registry: TypeRegistry) -> None:
+    def __init__(self, service: Service, registry: TypeRegistry, metrics: Metrics | None = None) -> None:
         self.service = service
         self.pool = service.pool
         self.registry = registry
+        self.metrics = metrics
 
     async def run(self, context: Any, method: str, name: str, work: Work[T]) -> T:
         started = time.perf_counter()
@@ -55,14 +57,10 @@ class Calls:
             _log.exception("gRPC call failed: %s %r", method, name)
             await abort(context, LedgerError(Code.INTERNAL, "the server failed to answer; see its log"))
         finally:
-            _log.info(
-                "%s gRPC %s %r -> %s in %.1f ms",
-                principal or "anonymous",
-                method,
-                name,
-                outcome,
-                (time.perf_counter() - started) * 1000,
-            )
+            seconds = time.perf_counter() - started
+            _log.info("%s gRPC %s %r -> %s in %.1f ms", principal or "anonymous", method, name, outcome, seconds * 1000)
+            if self.metrics is not None:  # ledger_requests_total{protocol="grpc", route="Operations.GetOperation"}
+                self.metrics.observe_request("grpc", method, outcome, seconds)
         raise AssertionError("abort returned")  # abort always raises
 
     async def require(self, principal: str | None, permission: str, resource: str) -> None:
@@ -94,7 +92,7 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
             await self.calls.require(principal, "ledger.operations.get", name)
             return await self.calls.pool.run(lambda lg: registry.operation(lg.get_json(name)))
 
-        return await self.calls.run(context, "GetOperation", name, work)
+        return await self.calls.run(context, "Operations.GetOperation", name, work)
 
     async def ListOperations(self, request: Any, context: Any) -> operations_pb2.ListOperationsResponse:
         parent = collection(request.name)
@@ -110,7 +108,7 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
                 )
             )
 
-        return await self.calls.run(context, "ListOperations", request.name, work)
+        return await self.calls.run(context, "Operations.ListOperations", request.name, work)
 
     async def CancelOperation(self, request: Any, context: Any) -> empty_pb2.Empty:
         name = request.name
@@ -120,7 +118,7 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
             await self.calls.pool.run(lambda lg: _existing(lg, name).cancel(name))
             return empty_pb2.Empty()
 
-        return await self.calls.run(context, "CancelOperation", name, work)
+        return await self.calls.run(context, "Operations.CancelOperation", name, work)
 
     async def DeleteOperation(self, request: Any, context: Any) -> empty_pb2.Empty:
         name = request.name
@@ -130,7 +128,7 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
             await self.calls.pool.run(lambda lg: _existing(lg, name).delete(name))
             return empty_pb2.Empty()
 
-        return await self.calls.run(context, "DeleteOperation", name, work)
+        return await self.calls.run(context, "Operations.DeleteOperation", name, work)
 
     async def WaitOperation(self, request: Any, context: Any) -> operations_pb2.Operation:
         name = request.name
@@ -139,7 +137,7 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
             await self.calls.require(principal, "ledger.operations.get", name)
             return await self._wait(name, self._timeout(request, context))
 
-        return await self.calls.run(context, "WaitOperation", name, work)
+        return await self.calls.run(context, "Operations.WaitOperation", name, work)
 
     def _timeout(self, request: Any, context: Any) -> float:
         """The request's timeout, capped by --max-wait as over HTTP, and ending a little before the
@@ -181,7 +179,7 @@ class IAMPolicyServicer(iam_policy_pb2_grpc.IAMPolicyServicer):  # type: ignore[
             policy = await self.calls.pool.policy(lambda lg: lg.get_policy(resource))
             return json_format.ParseDict(policy, policy_pb2.Policy())
 
-        return await self.calls.run(context, "GetIamPolicy", request.resource, work)
+        return await self.calls.run(context, "IAMPolicy.GetIamPolicy", request.resource, work)
 
     async def SetIamPolicy(self, request: Any, context: Any) -> policy_pb2.Policy:
         async def work(principal: str | None) -> policy_pb2.Policy:
@@ -196,7 +194,7 @@ class IAMPolicyServicer(iam_policy_pb2_grpc.IAMPolicyServicer):  # type: ignore[
             policy = await self.calls.pool.policy(lambda lg: lg.set_policy(resource, body, principal=who))
             return json_format.ParseDict(policy, policy_pb2.Policy())
 
-        return await self.calls.run(context, "SetIamPolicy", request.resource, work)
+        return await self.calls.run(context, "IAMPolicy.SetIamPolicy", request.resource, work)
 
     async def TestIamPermissions(self, request: Any, context: Any) -> iam_policy_pb2.TestIamPermissionsResponse:
         async def work(principal: str | None) -> iam_policy_pb2.TestIamPermissionsResponse:
@@ -205,4 +203,4 @@ class IAMPolicyServicer(iam_policy_pb2_grpc.IAMPolicyServicer):  # type: ignore[
             granted = [p for p in dict.fromkeys(request.permissions) if p in held and p in PERMISSIONS]
             return iam_policy_pb2.TestIamPermissionsResponse(permissions=granted)
 
-        return await self.calls.run(context, "TestIamPermissions", request.resource, work)
+        return await self.calls.run(context, "IAMPolicy.TestIamPermissions", request.resource, work)
