@@ -36,14 +36,16 @@ from ledger import Ledger
 from ledger.server.access import add_token
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports() -> tuple[int, int]:
+    """Two free loopback ports, different from each other (both sockets bound until both are chosen)."""
+    with socket.socket() as first, socket.socket() as second:
+        first.bind(("127.0.0.1", 0))
+        second.bind(("127.0.0.1", 0))
+        return int(first.getsockname()[1]), int(second.getsockname()[1])
 
 
 def start_server(url: str, workdir: Path, threads: int) -> tuple[subprocess.Popen[bytes], str, str]:
-    http_port, grpc_port = free_port(), free_port()
+    http_port, grpc_port = free_ports()
     log = (workdir / "serve.log").open("wb")
     ledger = str(Path(sys.executable).with_name("ledger"))
     command = [ledger, "--db", url, "serve", "--port", str(http_port), "--grpc-port", str(grpc_port)]

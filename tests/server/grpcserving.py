@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,7 @@ from ledger import Ledger
 from ledger.server.access import add_token
 
 from ..support import PG_DSN, drop_schema, with_schema
-from .serving import Server, free_port, start
+from .serving import LEDGER, Server
 
 ADMIN, VIEWER, PRODUCER, STRANGER = (
     "user:admin@example.com",
@@ -57,16 +61,41 @@ class GrpcServer:
         self.http.stop()
 
 
-def start_grpc(url: str, workdir: Path, *extra: str) -> GrpcServer:
-    """`ledger serve` with gRPC on a free port; returns once the health service says SERVING."""
-    port = free_port()
-    server = GrpcServer(start(url, workdir, "--grpc-port", str(port), *extra), f"127.0.0.1:{port}")
-    wait_for_health(server, health_pb2.HealthCheckResponse.SERVING)
+def free_ports(count: int) -> list[int]:
+    """`count` free loopback ports, all different: each socket stays bound until all are chosen."""
+    with ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+
+
+def start_grpc(url: str, workdir: Path, *extra: str, root_certificate: bytes | None = None) -> GrpcServer:
+    """`ledger serve` with HTTP and gRPC on two free ports; returns once the health service says SERVING.
+    With `root_certificate` the server runs TLS (give --tls-cert and --tls-key in `extra`)."""
+    http_port, grpc_port = free_ports(2)
+    log = workdir / f"serve-{http_port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [LEDGER, "--db", url, "serve", "--port", str(http_port), "--grpc-port", str(grpc_port), *extra],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    scheme = "https" if root_certificate else "http"
+    http = Server(url, f"{scheme}://127.0.0.1:{http_port}", process=process, log=log)
+    server = GrpcServer(http, f"127.0.0.1:{grpc_port}", root_certificate)
+    try:
+        wait_for_health(server, health_pb2.HealthCheckResponse.SERVING)
+    except RuntimeError:
+        server.stop()
+        raise
     return server
 
 
 def wait_for_health(server: GrpcServer, wanted: int, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
+    process = server.http.process
     with server.channel() as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
@@ -75,8 +104,10 @@ def wait_for_health(server: GrpcServer, wanted: int, seconds: float = 30) -> Non
                     return
             except grpc.RpcError:
                 pass
+            log = server.http.log.read_text() if server.http.log else ""
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"ledger serve exited with {process.returncode}: {log}")
             if time.monotonic() > deadline:
-                log = server.http.log.read_text() if server.http.log else ""
                 raise RuntimeError(f"gRPC health did not become {wanted} in {seconds} s: {log}")
             time.sleep(0.1)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 import selectors
 import socket
 import ssl
@@ -28,8 +27,8 @@ from grpc_health.v1 import health_pb2
 from ledger import Ledger
 
 from ..support import PG_DSN, drop_schema, with_schema
-from .grpcserving import GrpcServer, wait_for_health
-from .serving import LEDGER, Server, free_port, start
+from .grpcserving import free_ports, start_grpc, wait_for_health
+from .serving import LEDGER
 
 
 def _certificate(directory: Path) -> tuple[Path, Path]:
@@ -66,28 +65,9 @@ def test_tls_on_both_ports(tmp_path: Path) -> None:
         lg.create("projects/p/operations/secret")
         lg.set_policy("", {"bindings": [{"role": "roles/ledger.viewer", "members": ["allUsers"]}]}, principal="local:t")
     cert, key = _certificate(tmp_path)
-    http_port, grpc_port = free_port(), free_port()
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                *(LEDGER, "--db", url, "serve", "--allow-anonymous", "--port", str(http_port), "--grpc-port"),
-                str(grpc_port),
-                "--tls-cert",
-                str(cert),
-                "--tls-key",
-                str(key),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    server = GrpcServer(
-        Server(url, f"https://127.0.0.1:{http_port}", process=process, log=log), f"127.0.0.1:{grpc_port}"
-    )
-    server.root_certificate = cert.read_bytes()
+    tls = ("--allow-anonymous", "--tls-cert", str(cert), "--tls-key", str(key))
+    server = start_grpc(url, tmp_path, *tls, root_certificate=cert.read_bytes())
     try:
-        wait_for_health(server, health_pb2.HealthCheckResponse.SERVING)
         trusted = ssl.create_default_context(cafile=str(cert))
         answer = httpx.get(f"{server.http.base}/v1/projects/p/operations/secret", verify=trusted)
         assert answer.status_code == 200 and answer.json()["name"] == "projects/p/operations/secret"
@@ -109,7 +89,7 @@ class Proxy:
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
-        self.port = free_port()
+        self.port = free_ports(1)[0]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -169,12 +149,8 @@ def test_health_is_not_serving_while_the_database_is_unreachable(tmp_path: Path)
         lg.create("projects/p/operations/x")
         lg.set_policy("", {"bindings": [{"role": "roles/ledger.viewer", "members": ["allUsers"]}]}, principal="local:t")
     proxy.start()
-    grpc_port = free_port()
-    server = GrpcServer(
-        start(through_proxy, tmp_path, "--grpc-port", str(grpc_port), "--allow-anonymous"), f"127.0.0.1:{grpc_port}"
-    )
+    server = start_grpc(through_proxy, tmp_path, "--allow-anonymous")
     try:
-        wait_for_health(server, health_pb2.HealthCheckResponse.SERVING)
         proxy.cut()
         wait_for_health(server, health_pb2.HealthCheckResponse.NOT_SERVING)
         with server.channel() as channel, pytest.raises(exceptions.ServiceUnavailable):
