@@ -49,7 +49,8 @@ bench: $(READY)
 		$(BENCH)/serve.py --backend $$backend --seconds 60 --out bench/results/serve-$$backend.json && \
 		$(BENCH)/serve_grpc.py --backend $$backend --seconds 60 --out bench/results/serve-grpc-$$backend.json && \
 		$(BENCH)/ui.py --backend $$backend --operations 10000 --out bench/results/ui-$$backend-10k.json && \
-		$(BENCH)/ui.py --backend $$backend --operations 100000 --out bench/results/ui-$$backend-100k.json || exit 1; \
+		$(BENCH)/ui.py --backend $$backend --operations 100000 --out bench/results/ui-$$backend-100k.json && \
+		$(BENCH)/collect.py --backend $$backend --out bench/results/collect-$$backend.json || exit 1; \
 	done
 	$(BIN)/python bench/plot.py
 	$(BIN)/python bench/report.py > docs/benchmarks.md
@@ -63,6 +64,7 @@ bench-quick: $(READY)
 	$(BIN)/python bench/serve.py --backend sqlite --seconds 5 --out .bench-quick/serve-sqlite.json >/dev/null
 	$(BIN)/python bench/serve_grpc.py --backend sqlite --seconds 5 --out .bench-quick/serve-grpc-sqlite.json >/dev/null
 	$(BIN)/python bench/ui.py --backend sqlite --operations 1000 --rounds 3 --out .bench-quick/ui-sqlite.json >/dev/null
+	$(BIN)/python bench/collect.py --backend sqlite --operations 500 --steady 5 --out .bench-quick/collect-sqlite.json >/dev/null
 	$(BIN)/python bench/report.py --results .bench-quick
 
 # The explorer's pages over 10,000 simulated operations, as docs/ui-*.png (needs /usr/bin/chromium).
