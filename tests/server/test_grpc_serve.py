@@ -3,8 +3,6 @@ the health service following the database as it goes away and comes back."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import selectors
 import socket
 import ssl
@@ -17,46 +15,15 @@ from urllib.parse import urlsplit, urlunsplit
 import grpc
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from google.api_core import exceptions, operations_v1
 from grpc_health.v1 import health_pb2
 
 from ledger import Ledger
 
 from ..support import PG_DSN, drop_schema, with_schema
+from ..tls import self_signed_certificate
 from .grpcserving import free_ports, start_grpc, wait_for_health
 from .serving import LEDGER
-
-
-def _certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for localhost and 127.0.0.1, and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_file, key_file
 
 
 def test_tls_on_both_ports(tmp_path: Path) -> None:
@@ -64,7 +31,7 @@ def test_tls_on_both_ports(tmp_path: Path) -> None:
     with Ledger.open(url) as lg:
         lg.create("projects/p/operations/secret")
         lg.set_policy("", {"bindings": [{"role": "roles/ledger.viewer", "members": ["allUsers"]}]}, principal="local:t")
-    cert, key = _certificate(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     tls = ("--allow-anonymous", "--tls-cert", str(cert), "--tls-key", str(key))
     server = start_grpc(url, tmp_path, *tls, root_certificate=cert.read_bytes())
     try:
@@ -173,6 +140,6 @@ def test_a_taken_grpc_port_or_half_a_tls_pair_fails_before_serving(tmp_path: Pat
         command = [LEDGER, "--db", url, "serve", "--port", "0", "--grpc-port", port, "--allow-anonymous"]
         done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1 and done.stderr.startswith(f"Error: cannot listen for gRPC on 127.0.0.1 port {port}")
-    cert, _ = _certificate(tmp_path)
+    cert, _ = self_signed_certificate(tmp_path)
     half = subprocess.run([*command, "--tls-cert", str(cert)], capture_output=True, text=True, timeout=60, check=False)
     assert half.returncode == 2 and "--tls-cert and --tls-key together" in half.stderr
