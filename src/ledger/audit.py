@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from eventsourcing.persistence import Transcoder
 
 from .domain.chain import GENESIS, LogDigest
@@ -22,8 +21,8 @@ from .domain.operation import Operation, broken_rule
 from .domain.values import JSONObject, parse_json
 from .projections import queries
 from .projections.engine import ProjectionEngine
-from .projections.rows import COLUMNS, JSON_COLUMNS
-from .projections.views import Change, VersionsView, operation_rows, project, sql_view, version_rows
+from .projections.rows import COLUMNS
+from .projections.views import Change, operation_rows, project, sql_view, version_rows
 from .storage import log
 from .storage.base import Cursor, Database, LogRow
 from .storage.codec import decode_stored, payload_bytes
@@ -219,19 +218,8 @@ def _group(rows: Sequence[LogRow]) -> list[tuple[str, list[Record]]]:
 
 
 def _normal(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A view row in one comparable form: JSON as data, bytes as bytes, whatever the driver gave."""
-    out = []
-    for column, value in zip((*COLUMNS, *VersionsView.KEYS), row, strict=False):
-        if column in JSON_COLUMNS and isinstance(value, str):
-            try:
-                out.append(orjson.loads(value))
-            except orjson.JSONDecodeError:  # edited by hand into something else: it differs, as drift
-                out.append(value)
-        elif isinstance(value, memoryview):
-            out.append(bytes(value))
-        else:
-            out.append(value)
-    return tuple(out)
+    """A view row in one comparable form: bytes as bytes, whatever the driver gave."""
+    return tuple(bytes(value) if isinstance(value, memoryview) else value for value in row)
 
 
 def _difference(view: str, expected: tuple[Any, ...] | None, stored: tuple[Any, ...] | None) -> str:

@@ -27,7 +27,7 @@ TEXT_FIELDS = {
     "response.@type": "response_type",
 }
 TIME_FIELDS = {"createTime": "create_time", "endTime": "end_time"}
-JSON_PREFIXES = {"metadata": "metadata", "response": "response"}
+JSON_PREFIXES = ("metadata", "response")  # paths read from the stored Operation JSON
 ORDERING = ("=", "!=", "<", "<=", ">", ">=")
 SQL_COMPARATOR = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
@@ -87,7 +87,7 @@ class _Compiler:
             segments = tuple(path.split("."))
             if any(segment.isdigit() for segment in segments):
                 raise filter_error(r.position, f"{member} indexes into a list, which filters do not support")
-            return self.json(JSON_PREFIXES[prefix], segments, r)
+            return self.json(self.d.body_json, (prefix, *segments), r)
         raise filter_error(r.position, f"unknown field {member!r}")
 
     def _comparators(self, r: Restriction, allowed: tuple[str, ...]) -> None:

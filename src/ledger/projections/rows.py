@@ -28,11 +28,8 @@ COLUMNS = (
     "error_message",
     "metadata_type",
     "response_type",
-    "metadata",
-    "response",
     "body",
 )
-JSON_COLUMNS = ("metadata", "response")
 
 
 sortable_time = format_sortable
@@ -57,8 +54,7 @@ def operation_row(op: Operation) -> tuple[Any, ...]:
         # A verbatim operation may have no metadata: no type, and an empty object to filter on.
         rendered.get("metadata", {}).get("@type", ""),
         response["@type"] if response else None,
-        orjson.dumps(rendered.get("metadata", {})).decode(),
-        orjson.dumps(response).decode() if response else None,
+        # The one copy of the operation: filters on metadata and response paths read it as JSON.
         orjson.dumps(rendered),
     )
 
