@@ -151,10 +151,12 @@ class VersionsView(View):
 
     def index_statements(self, d: Dialect, generation: int) -> list[str]:
         order = "create_time DESC, name"
-        # No parent index: later pages of one collection walk the order index (the largest index
-        # of the view, for the reads that are least often made).
+        # Later pages of one collection (ListOperations with a parent, the call clients page through)
+        # read this view: without the parent index they walked the order index, 1 ms a page at 2,000
+        # operations against 0.03 ms with it.
         return [
             self._index(d, generation, "order", order),
+            self._index(d, generation, "parent", f"parent, {order}"),
             self._index(d, generation, "from_position", "valid_from_position"),
         ]
 
