@@ -39,10 +39,9 @@ def _columns(lg: Ledger, table: str) -> set[str]:
 
 def _assert_current_layout(lg: Ledger) -> None:
     assert _tracked(lg) == [("operations", "current", LAYOUT), ("versions", "current", LAYOUT)]
-    for view in ("operations", "versions"):
-        columns = _columns(lg, f"ledger_{view}")
-        assert "body" in columns
-        assert not {"metadata", "response"} & columns
+    operations, versions = _columns(lg, "ledger_operations"), _columns(lg, "ledger_versions")
+    assert {"body", "metadata"} <= operations and "response" not in operations
+    assert "body" in versions and not {"metadata", "response"} & versions
     assert lg.view_lag() == {"operations": 0, "versions": 0}
 
 
@@ -98,7 +97,8 @@ def _back_to_layout_1(lg: Ledger) -> None:
     d = lg.parts.db.dialect
     for view in VIEWS.values():
         table = d.table(view.table(1))
-        _sql(lg, f"ALTER TABLE {table} ADD COLUMN metadata {d.json} NOT NULL DEFAULT '{{}}'")
+        if view.name == "versions":  # the operations view keeps its metadata column
+            _sql(lg, f"ALTER TABLE {table} ADD COLUMN metadata {d.json} NOT NULL DEFAULT '{{}}'")
         _sql(lg, f"ALTER TABLE {table} ADD COLUMN response {d.json}")
         if d.name == "sqlite":
             body = "json(CAST(body AS TEXT))"

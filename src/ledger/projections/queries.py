@@ -15,7 +15,7 @@ from ..domain.errors import LedgerError, invalid
 from ..domain.names import validate_name
 from ..domain.timestamps import Timestamp
 from ..storage.base import Cursor, Dialect
-from .rows import COLUMNS, sortable_time
+from .rows import COLUMNS, OPERATION_COLUMNS, sortable_time
 from .views import VersionsView, sql_view
 
 DEFAULT_PAGE_SIZE = 50
@@ -114,7 +114,8 @@ def list_page(cursor: Cursor, d: Dialect, request: ListRequest, view_position: i
 
     size = page_size(request.page_size)
     after = _decode_token(request.page_token, request.binding) if request.page_token else None
-    condition = compile_filter(parse_filter(request.filter), d)
+    first = request.as_of is None and after is None  # the operations view, with its metadata column
+    condition = compile_filter(parse_filter(request.filter), d, metadata_column=first)
     where, params = [condition.sql], list(condition.params)
     if request.parent is not None:
         where.append("parent = ?")
@@ -177,7 +178,7 @@ def view_rows(cursor: Cursor, d: Dialect, names: list[str]) -> tuple[dict[str, V
         part = names[start : start + 500]
         in_list, as_array = d.in_list("name", len(part))
         params = (part,) if as_array else part
-        op_columns = ", ".join((*COLUMNS, "version", "position"))
+        op_columns = ", ".join((*OPERATION_COLUMNS, "version", "position"))
         cursor.execute(d.sql(f"SELECT {op_columns} FROM {sql_view(d, 'operations')} WHERE {in_list}"), params)
         for row in cursor.fetchall():
             operations[row[0]] = tuple(row)

@@ -14,11 +14,12 @@ from typing import Any
 
 from ..domain.operation import Operation, OperationEvent, follows
 from ..storage.base import Cursor, Dialect
-from .rows import COLUMNS, operation_row, sortable_time
+from .rows import COLUMNS, OPERATION_COLUMNS, operation_row, sortable_time
 
 # The views' table layout, kept with each generation in the tracking table. 1: every row held its
 # metadata and response JSON twice (columns beside the body) and the operations view had twelve
-# indexes. 2: the body is the one copy, and only measured queries have indexes.
+# indexes. 2: versions rows hold the body alone, operations rows the body and the metadata, and only
+# measured queries have indexes.
 LAYOUT = 2
 
 
@@ -48,11 +49,12 @@ def _column_types(d: Dialect) -> dict[str, str]:
         "metadata_type": f"{d.text} NOT NULL",
         "response_type": d.text,
         "body": f"{d.blob} NOT NULL",
+        "metadata": f"{d.json} NOT NULL",
     }
 
 
-def _values_placeholders(columns: Sequence[str]) -> str:
-    return ", ".join("?" for _ in columns)
+def _values_placeholders(d: Dialect, columns: Sequence[str]) -> str:
+    return ", ".join(d.json_placeholder if c == "metadata" else "?" for c in columns)
 
 
 def sql_view(d: Dialect, name: str) -> str:
@@ -92,7 +94,7 @@ class OperationsView(View):
 
     def create_statements(self, d: Dialect, generation: int) -> list[str]:
         types = _column_types(d)
-        columns = ", ".join(f"{c} {types[c]}" for c in COLUMNS)
+        columns = ", ".join(f"{c} {types[c]}" for c in OPERATION_COLUMNS)
         return [
             f"CREATE TABLE IF NOT EXISTS {d.table(self.table(generation))} "
             f"({columns}, version INTEGER NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (name))"
@@ -121,11 +123,11 @@ class OperationsView(View):
         upserts, deletes = operation_rows(changes)
         table = d.table(self.table(generation))
         if upserts:
-            columns = (*COLUMNS, "version", "position")
+            columns = (*OPERATION_COLUMNS, "version", "position")
             updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
             cursor.executemany(
                 d.sql(
-                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_values_placeholders(columns)}) "
+                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_values_placeholders(d, columns)}) "
                     f"ON CONFLICT (name) DO UPDATE SET {updates}"
                 ),
                 upserts,
@@ -171,7 +173,7 @@ class VersionsView(View):
         if inserts:
             columns = (*COLUMNS, *self.KEYS)
             cursor.executemany(
-                d.sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_values_placeholders(columns)})"),
+                d.sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_values_placeholders(d, columns)})"),
                 inserts,
             )
 
@@ -227,7 +229,7 @@ def version_rows(changes: Sequence[Change]) -> tuple[list[list[Any]], list[tuple
         elif change.version > 1:
             closes.append((change.position, change.occurred_at, change.name, change.version - 1))
         if change.row is not None:
-            row = [*change.row, change.version, change.position, None, change.occurred_at, None]
+            row = [*change.row[: len(COLUMNS)], change.version, change.position, None, change.occurred_at, None]
             inserts.append(row)
             opened[change.name] = row
     return inserts, closes
