@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.ready
 
-.PHONY: demo test lint types unit bench bench-quick clean
+.PHONY: demo test lint types unit bench bench-quick screenshots clean
 
 $(READY): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -46,7 +46,10 @@ bench: $(READY)
 		$(BENCH)/ingest.py --backend $$backend --events 400000 --out bench/results/ingest-$$backend-100k.json && \
 		$(BENCH)/ingest.py --backend $$backend --events 40000 --out bench/results/ingest-$$backend-10k.json && \
 		$(BENCH)/commands.py --backend $$backend --operations 10000 --out bench/results/commands-$$backend.json && \
-		$(BENCH)/serve.py --backend $$backend --seconds 60 --out bench/results/serve-$$backend.json || exit 1; \
+		$(BENCH)/serve.py --backend $$backend --seconds 60 --out bench/results/serve-$$backend.json && \
+		$(BENCH)/ui.py --backend $$backend --operations 10000 --out bench/results/ui-$$backend-10k.json && \
+		$(BENCH)/ui.py --backend $$backend --operations 100000 --out bench/results/ui-$$backend-100k.json && \
+		$(BENCH)/collect.py --backend $$backend --out bench/results/collect-$$backend.json || exit 1; \
 	done
 	$(BIN)/python bench/plot.py
 	$(BIN)/python bench/report.py > docs/benchmarks.md
@@ -58,7 +61,13 @@ bench-quick: $(READY)
 	$(BIN)/python bench/ingest.py --backend sqlite --events 20000 --out .bench-quick/ingest-sqlite.json >/dev/null
 	$(BIN)/python bench/commands.py --backend sqlite --operations 1000 --rounds 100 --processes 5 --out .bench-quick/commands-sqlite.json >/dev/null
 	$(BIN)/python bench/serve.py --backend sqlite --seconds 5 --out .bench-quick/serve-sqlite.json >/dev/null
+	$(BIN)/python bench/ui.py --backend sqlite --operations 1000 --rounds 3 --out .bench-quick/ui-sqlite.json >/dev/null
+	$(BIN)/python bench/collect.py --backend sqlite --operations 500 --steady 5 --out .bench-quick/collect-sqlite.json >/dev/null
 	$(BIN)/python bench/report.py --results .bench-quick
+
+# The explorer's pages over 10,000 simulated operations, as docs/ui-*.png (needs /usr/bin/chromium).
+screenshots: $(READY)
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) .demo .bench-quick .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -287,6 +287,97 @@ def serve_section(out: list[str], results: Path) -> None:
     out += [""] + [f"- {r['backend']}: {provenance(r)}" for r in runs] + [""]
 
 
+# -- the explorer in a browser (bench/ui.py) -------------------------------------------------------------
+
+UI_RUNS = ("ui-sqlite", "ui-sqlite-10k", "ui-sqlite-100k", "ui-postgresql-10k", "ui-postgresql-100k")
+
+
+def ui_section(out: list[str], results: Path) -> None:
+    """Page load and filter round-trip of the explorer at /ui/, in Debian's chromium."""
+    runs = [r for r in (load(results, name) for name in UI_RUNS) if r]
+    if not runs:
+        return
+    out += ["## The explorer at /ui/ in a browser: page load and filter round-trip", ""]
+    out += [
+        "Times from the page's own clock (navigation start, or Apply pressed, to the performance mark the",
+        "page sets once its rows or bars are drawn), in Debian's chromium driven by Playwright, server and",
+        "browser on the same 2 cores; median (worst) of the runs after a warm-up. The whole-fleet timeline",
+        "window holds every operation; the server sends at most 20,000 bars and counts the rest. The last",
+        "column is the first facets answer after the server reported ready: the fleet index it reads at",
+        "start (every live operation and every event, through the export feeds) must be complete first.",
+        "Other work shared the machine while these ran (2026-12-04), so the worst cases carry its noise.",
+        "",
+        "| backend | operations | fleet: first paint ms | fleet: rows drawn ms | timeline, whole fleet: bars "
+        "| drawn ms | timeline, last 6 h: bars | drawn ms | filter round-trip ms, median over filters "
+        "(slowest filter's worst) | fleet index ready after start ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        fleet, whole, window = r["fleet"], r["timeline_whole_fleet"], r["timeline_default_window"]
+        filters = list(r["filters"].values())
+        medians = sorted(f["median_ms"] for f in filters)
+        out.append(
+            f"| {r['backend']} | {r['operations']:,} | {_cell(fleet['first_paint'])} | {_cell(fleet['rows_drawn'])} "
+            f"| {whole['bars']:,} | {_cell(whole['bars_drawn'])} | {window['bars']:,} | {_cell(window['bars_drawn'])} "
+            f"| {medians[len(medians) // 2]} ({max(f['max_ms'] for f in filters)}) | {r.get('fleet_index_ready_ms', '')} |"
+        )
+    out += ["", "Filter round-trips, median (worst) ms:", ""]
+    out += ["| filter | " + " | ".join(f"{r['backend']}, {r['operations']:,}" for r in runs) + " |"]
+    out += ["|---|" + "---|" * len(runs)]
+    for expression in runs[0]["filters"]:
+        cells = " | ".join(_cell(r["filters"][expression]) if expression in r["filters"] else "" for r in runs)
+        out.append(f"| `{expression}` | {cells} |")
+    out += [""] + [f"- {r['backend']}, {r['operations']:,}: {provenance(r)}; chromium {r['browser']}" for r in runs]
+    out += [""]
+
+
+def _cell(timing: dict[str, Any]) -> str:
+    return f"{timing['median_ms']} ({timing['max_ms']})"
+
+
+def collect_section(out: list[str], results: Path) -> None:
+    """`ledger collect` against the fake Google API (bench/collect.py): its own table, its own runs."""
+    runs = [r for r in (load(results, "collect-sqlite"), load(results, "collect-postgresql")) if r]
+    if not runs:
+        return
+    out += ["## Collecting from 5 sources of a fake Google API (`ledger collect`)", ""]
+    out += [
+        "Each source of `tests/collect/fake_google.py` holds its share of the operations, shaped like the real corpus,",
+        "and moves them through their states as the collector reads them; the collector is a second process",
+        "(`ledger collect --config`), limited to the rate below per source. Requests are counted as they",
+        "arrive at the fakes: the limiter spaces a source's requests 1/limit apart when it sends them, so a",
+        "second counted on arrival can hold one more when the request before was late; memory is the",
+        "collector's resident set, sampled every half second.",
+        "",
+    ]
+    out += ["| backend | operations / sources | limit req/s a source | most requests in 1 s (any source) "]
+    out[-1] += "| busiest 10 s, req/s | first full sweep s | events/s in the first sweeps | every state seen s "
+    out[-1] += "| events | RSS MiB at the end of the changes / steady start / steady end (max) |"
+    out += ["|---|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        sources = r["per_source"]
+        rss = r["rss_mib"]
+        out.append(
+            f"| {r['backend']} | {r['operations']:,} / {r['sources']} | {r['rate_limit_per_source']:g} "
+            f"| {max(s['max_requests_in_1s'] for s in sources)} "
+            f"| {max(s['busiest_10s_requests_per_s'] for s in sources)} | {max(r['first_full_sweep_s'])} "
+            f"| {r['first_sweeps_events_per_s']:,} | {r['seconds_to_every_state']} | {r['events_recorded']:,} "
+            f"| {rss['at_every_state']} / {rss['steady_first_third_median']} / {rss['steady_last_third_median']} "
+            f"({rss['max']}) |"
+        )
+    out.append("")
+    for r in runs:
+        machine_load = r.get("load_average_1m")
+        busy = (
+            f"; load average (1 min) {machine_load['start']} at the start, {machine_load['end']} at the end"
+            if machine_load
+            else ""
+        )
+        steady = f"; then {r['steady_s']:g} s of polling with no change, for the memory figures"
+        out.append(f"- {r['backend']}: {provenance(r)}{steady}{busy}")
+    out.append("")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON results are")
@@ -305,6 +396,8 @@ def main() -> None:
     lean_section(out, results)
     commands_section(out, results)
     serve_section(out, results)
+    ui_section(out, results)
+    collect_section(out, results)
     scaling_section(out, results)
     notes = Path(__file__).parent / "NOTES.md"
     if notes.exists() and results == RESULTS:  # the notes read the recorded results, not a quick run

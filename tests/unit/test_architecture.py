@@ -2,7 +2,7 @@
 
 Layers, lowest first: domain (pure) < storage (drivers, eventsourcing's schema) < projections (views)
 < use cases (recording, reading, ingest, export, follow, audit, policies, simulate) < the Ledger
-facade < cli and server. A module imports only from its own layer or below; SQL is written only in
+facade < cli, server and collect. A module imports only from its own layer or below; SQL is written only in
 storage/ and projections/; a driver and eventsourcing's table and columns are named only in storage/.
 """
 
@@ -27,6 +27,7 @@ LAYERS = {
     "": 5,  # the package itself (`from ledger import Ledger`), which imports the facade
     "cli": 6,
     "server": 6,
+    "collect": 6,
 }
 DRIVERS = ("sqlite3", "psycopg", "psycopg_pool")
 SCHEMA_NAMES = re.compile(r"\b(stored_events|ledger_events|originator_id|originator_version|notification_id)\b")

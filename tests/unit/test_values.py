@@ -165,3 +165,13 @@ def test_fast_and_full_parsers_agree(ns: int) -> None:
 def test_invalid_times_fail_on_both_paths(text: str) -> None:
     with pytest.raises(LedgerError):
         parse_timestamp(text, "t")
+
+
+def test_an_offset_that_leaves_the_calendar_is_invalid_argument() -> None:
+    from ledger.domain.errors import Code, LedgerError
+    from ledger.domain.timestamps import parse_timestamp
+
+    for text in ("0001-01-01T00:00:00+09:08", "9999-12-31T23:59:59-00:01"):
+        with pytest.raises(LedgerError) as refused:
+            parse_timestamp(text, "occurredAt")
+        assert refused.value.code == Code.INVALID_ARGUMENT and "occurredAt" in refused.value.message

@@ -26,6 +26,13 @@ from .operations import JSON
 @click.option("--allow-anonymous", is_flag=True, help="Let calls without a token in, as principal allUsers.")
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Ledger worker threads.")
 @click.option("--max-wait", default=60.0, show_default=True, type=click.FloatRange(0), help="Cap on :wait, seconds.")
+@click.option(
+    "--access-log",
+    type=click.Choice(["none", "json"]),
+    default="none",
+    show_default=True,
+    help="json: one JSON object a request on stderr (time, principal, method, path, status, bytes, durationMs).",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -35,8 +42,10 @@ def serve(
     allow_anonymous: bool,
     threads: int,
     max_wait: float,
+    access_log: str,
 ) -> None:
-    """Serve google.longrunning Operations over HTTP (OpenAPI at /openapi.json).
+    """Serve google.longrunning Operations over HTTP (OpenAPI at /openapi.json), the explorer at /ui/,
+    Prometheus metrics at /metrics, and /healthz and /readyz probes.
 
     Needs the server extra: pip install 'ledger[server]'. Calls need a bearer token from the tokens
     file unless --allow-anonymous; what each principal may do is set by policies (`ledger iam set`).
@@ -59,7 +68,14 @@ def serve(
     authenticator = Authenticator(tokens_file, allow_anonymous)  # a bad tokens file fails here, before serving
     open_ledger(ctx).close()  # create the store and views before the first request, and fail early
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    app = create_app(ctx.find_root().obj, authenticator, pool_size=threads, max_wait=max_wait)
+    if access_log == "json":  # bare JSON lines on stderr, without the time and name the other logs carry
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logging.getLogger("ledger.access").addHandler(handler)
+        logging.getLogger("ledger.access").propagate = False
+    app = create_app(
+        ctx.find_root().obj, authenticator, pool_size=threads, max_wait=max_wait, access_log=access_log == "json"
+    )
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
 
 

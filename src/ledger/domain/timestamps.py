@@ -47,7 +47,10 @@ def parse_timestamp(value: object, field: str) -> Timestamp:
         hours, minutes = int(offset[1:3]), int(offset[4:6])
         if hours > 23 or minutes > 59:
             raise invalid(field, f"{value!r} has an invalid offset {offset}")
-        whole -= sign * timedelta(hours=hours, minutes=minutes)
+        try:
+            whole -= sign * timedelta(hours=hours, minutes=minutes)
+        except OverflowError:
+            raise invalid(field, f"{value!r} is outside the years 0001 to 9999 once in UTC") from None
     nanos = int((fraction or "").ljust(9, "0"))
     return Timestamp(_seconds(whole) * _NS_PER_S + nanos)
 

@@ -32,6 +32,8 @@ from ..domain.iam import PERMISSIONS, validate_resource
 from ..domain.values import JSONObject, parse_json
 from .access import Authenticator
 from .errors import error_body
+from .metrics import PRINCIPAL_KEY
+from .observability import Observability
 from .openapi import openapi_document
 from .routes import Call, route
 
@@ -101,6 +103,7 @@ class Service:
         principal: str | None = None
         try:
             principal = self.auth.principal(request.headers.get("authorization"))
+            request.scope[PRINCIPAL_KEY] = principal  # for the JSON access log
             path = request.scope["path"]  # percent-decoded once, as the name was written
             call = route(request.method, path)
             if call is None:
@@ -408,10 +411,13 @@ def _error(error: LedgerError) -> Response:
     return Response(body, status_code=status, media_type=JSON)
 
 
-def create_app(url: str, authenticator: Authenticator, *, pool_size: int = 4, max_wait: float = 60.0) -> Starlette:
+def create_app(
+    url: str, authenticator: Authenticator, *, pool_size: int = 4, max_wait: float = 60.0, access_log: bool = False
+) -> Starlette:
     """The ASGI application serving the ledger at `url`."""
     pool = LedgerPool(url, pool_size)
     service = Service(pool, authenticator, max_wait)
+    extras = Observability(service, access_log=access_log)  # /ui/, /metrics, /healthz, /readyz, request metrics
     document = orjson.dumps(openapi_document())
 
     async def openapi(request: Request) -> Response:
@@ -419,20 +425,26 @@ def create_app(url: str, authenticator: Authenticator, *, pool_size: int = 4, ma
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        extras.start()
         try:
             yield
         finally:
+            await extras.stop()
             pool.close()
 
     async def unrouted(request: Request, error: Exception) -> Response:
         # Paths the router cannot match (a newline in a segment, say) still answer in the envelope.
         return _error(LedgerError(Code.NOT_FOUND, f"no method at {request.method} {request.scope['path']}"))
 
-    return Starlette(
+    app = Starlette(
         routes=[
+            *extras.routes(),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/{path:path}", service.dispatch, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
         ],
         exception_handlers={HTTPException: unrouted},
+        middleware=extras.middleware(),
         lifespan=lifespan,
     )
+    app.state.metrics = extras.metrics  # another front end (a gRPC port) counts its calls with observe_request
+    return app
