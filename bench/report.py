@@ -125,6 +125,7 @@ def ingest_section(out: list[str], results: Path) -> None:
 
 
 LEAN_RUNS = (
+    "lean-sqlite",  # `make bench-quick`
     "lean-layout1-sqlite-10k",
     "lean-sqlite-10k",
     "lean-sqlite-100k",
