@@ -49,6 +49,7 @@ bench: $(READY)
 		$(BENCH)/lean.py --backend $$backend --operations 10000 --out bench/results/lean-$$backend-10k.json && \
 		$(BENCH)/commands.py --backend $$backend --operations 10000 --out bench/results/commands-$$backend.json && \
 		$(BENCH)/serve.py --backend $$backend --seconds 60 --out bench/results/serve-$$backend.json && \
+		$(BENCH)/serve_grpc.py --backend $$backend --seconds 60 --out bench/results/serve-grpc-$$backend.json && \
 		$(BENCH)/ui.py --backend $$backend --operations 10000 --out bench/results/ui-$$backend-10k.json && \
 		$(BENCH)/ui.py --backend $$backend --operations 100000 --out bench/results/ui-$$backend-100k.json && \
 		$(BENCH)/collect.py --backend $$backend --out bench/results/collect-$$backend.json || exit 1; \
@@ -64,6 +65,7 @@ bench-quick: $(READY)
 	$(BIN)/python bench/commands.py --backend sqlite --operations 1000 --rounds 100 --processes 5 --out .bench-quick/commands-sqlite.json >/dev/null
 	$(BIN)/python bench/serve.py --backend sqlite --seconds 5 --out .bench-quick/serve-sqlite.json >/dev/null
 	$(BIN)/python bench/lean.py --backend sqlite --operations 2000 --samples 300 --out .bench-quick/lean-sqlite.json >/dev/null
+	$(BIN)/python bench/serve_grpc.py --backend sqlite --seconds 5 --out .bench-quick/serve-grpc-sqlite.json >/dev/null
 	$(BIN)/python bench/ui.py --backend sqlite --operations 1000 --rounds 3 --out .bench-quick/ui-sqlite.json >/dev/null
 	$(BIN)/python bench/collect.py --backend sqlite --operations 500 --steady 5 --out .bench-quick/collect-sqlite.json >/dev/null
 	$(BIN)/python bench/report.py --results .bench-quick

@@ -288,6 +288,33 @@ def serve_section(out: list[str], results: Path) -> None:
     out += [""] + [f"- {r['backend']}: {provenance(r)}" for r in runs] + [""]
 
 
+def serve_grpc_section(out: list[str], results: Path) -> None:
+    """bench/serve_grpc.py: the same load with the pollers on gRPC, beside the REST table above."""
+    runs = [r for r in (load(results, "serve-grpc-sqlite"), load(results, "serve-grpc-postgresql")) if r]
+    if not runs:
+        return
+    out += ["## The gRPC service under load (loopback, a second process)", ""]
+    out += [
+        "The REST table's workload with the pollers moved to gRPC (`ledger serve --grpc-port`): each poller",
+        "its own channel, GetOperation (one call in ten a ListOperations page of 20) with a bearer token;",
+        "the writers still post events over HTTP. Every answer packs an Any (the default OperationMetadata).",
+        "This table and the REST one come from separate runs on a machine shared with other work, where the",
+        "same benchmark moved by more than a factor of two between runs of one day: compare within a run.",
+        "",
+    ]
+    out += ["| backend | clients (gRPC poll / HTTP write) | seconds | requests/s | errors | lost writes "]
+    out[-1] += "| get p50 / p99 ms | list p50 / p99 ms | write p50 / p99 ms |"
+    out += ["|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        lat = r["latency_ms"]
+        cells = " | ".join(f"{lat[k]['p50']} / {lat[k]['p99']}" for k in ("get", "list", "write"))
+        out.append(
+            f"| {r['backend']} | {r['pollers']} / {r['writers']} | {r['seconds']} | {r['requests_per_s']:,} | "
+            f"{r['errors']} | {r['lost_writes']} of {r['operations_written']:,} operations | {cells} |"
+        )
+    out += [""] + [f"- {r['backend']}: {provenance(r)}" for r in runs] + [""]
+
+
 # -- the explorer in a browser (bench/ui.py) -------------------------------------------------------------
 
 UI_RUNS = ("ui-sqlite", "ui-sqlite-10k", "ui-sqlite-100k", "ui-postgresql-10k", "ui-postgresql-100k")
@@ -397,6 +424,7 @@ def main() -> None:
     lean_section(out, results)
     commands_section(out, results)
     serve_section(out, results)
+    serve_grpc_section(out, results)
     ui_section(out, results)
     collect_section(out, results)
     scaling_section(out, results)

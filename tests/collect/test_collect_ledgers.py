@@ -1,5 +1,5 @@
-"""One ledger collects from another: over REST from a real `ledger serve`, and over gRPC from a
-google.longrunning.Operations server. `list --all` of both are equal after the first sweep, and
+"""One ledger collects from another: over REST and over gRPC from a real `ledger serve`, and over
+gRPC from a small google.longrunning.Operations server of the tests' own. `list --all` of both are equal after the first sweep, and
 changes at the source arrive within two polls (two intervals), found by hot polls alone."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ledger.collect.reporting import Reporter
 from ledger.collect.sources import Auth, parse_source
 from ledger.server.access import add_token
 
+from ..server.grpcserving import start_grpc
 from ..server.serving import LEDGER, start
 from . import fake_grpc
 
@@ -64,15 +65,20 @@ def _change(url: str) -> None:
 def _source(kind: str, url: str, workdir: Path) -> Iterator[tuple[str, Path]]:
     """The source's collection address and the collector's token file."""
     token_file = workdir / "collector.token"
-    if kind == "rest":
+    if kind in ("rest", "ledger-grpc"):
         tokens = workdir / "tokens.json"
         token_file.write_text(add_token(tokens, COLLECTOR))
         with Ledger.open(url) as lg:
             policy = {"bindings": [{"role": "roles/ledger.viewer", "members": [COLLECTOR]}]}
             lg.set_policy("projects/acme", policy, principal="local:test")
-        server = start(url, workdir, "--tokens", str(tokens))
+        if kind == "rest":
+            server = start(url, workdir, "--tokens", str(tokens))
+            address = f"{server.base}/v1/{PARENT}/operations"
+        else:
+            grpc_server = start_grpc(url, workdir, "--tokens", str(tokens))
+            server, address = grpc_server.http, f"grpc://{grpc_server.target}/{PARENT}/operations"
         try:
-            yield f"{server.base}/v1/{PARENT}/operations", token_file
+            yield address, token_file
         finally:
             server.stop()
     else:
@@ -81,7 +87,7 @@ def _source(kind: str, url: str, workdir: Path) -> Iterator[tuple[str, Path]]:
             yield f"grpc://127.0.0.1:{port}/{PARENT}/operations", token_file
 
 
-@pytest.mark.parametrize("kind", ["rest", "grpc"])
+@pytest.mark.parametrize("kind", ["rest", "ledger-grpc", "grpc"])
 def test_one_ledger_collects_another(kind: str, ledger_url: str, tmp_path: Path) -> None:
     source_url = f"sqlite:///{tmp_path}/source.db"
     _fill(source_url)

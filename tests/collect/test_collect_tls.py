@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime
 import io
-import ipaddress
 import ssl
 import threading
 from collections.abc import Iterator
@@ -14,10 +12,6 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from google.longrunning import operations_pb2_grpc
 
 from ledger import Ledger
@@ -25,43 +19,16 @@ from ledger.collect import collect
 from ledger.collect.reporting import Reporter
 from ledger.collect.sources import Auth, parse_source
 
+from ..tls import self_signed_certificate
 from . import fake_grpc
 from .fake_google import FakeApi, Script, _Handler, evolutions
 from .test_collect_ledgers import PARENT, _fill, _list_all
 
 
-def _certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for localhost and 127.0.0.1, and its key (PEM files)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "server.pem", directory / "server.key"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_file, key_file
-
-
 def test_grpcs_source_with_a_private_ca(tmp_path: Path) -> None:
     source_url, url = f"sqlite:///{tmp_path}/source.db", f"sqlite:///{tmp_path}/ledger.db"
     _fill(source_url)
-    cert_file, key_file = _certificate(tmp_path)
+    cert_file, key_file = self_signed_certificate(tmp_path)
     token_file = tmp_path / "token"
     token_file.write_text("grpc-token")
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
@@ -99,7 +66,7 @@ def _https(api: FakeApi, cert_file: Path, key_file: Path) -> Iterator[str]:
 
 def test_https_source_with_a_private_ca(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/ledger.db"
-    cert_file, key_file = _certificate(tmp_path)
+    cert_file, key_file = self_signed_certificate(tmp_path)
     script = Script(evolutions(7, stagger=100), serves=100)
     with _https(FakeApi(script), cert_file, key_file) as collection:
         source = parse_source(collection, ca_file=str(cert_file), auth=Auth("anonymous"))
@@ -113,7 +80,7 @@ def test_https_source_with_a_private_ca(tmp_path: Path) -> None:
 
 def test_a_certificate_nobody_vouches_for_fails_the_source_at_once(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/ledger.db"
-    cert_file, key_file = _certificate(tmp_path)
+    cert_file, key_file = self_signed_certificate(tmp_path)
     stream = io.StringIO()
     with _https(FakeApi(Script(evolutions(3))), cert_file, key_file) as collection:
         source = parse_source(collection, auth=Auth("anonymous"))  # the system's CAs only

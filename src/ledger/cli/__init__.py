@@ -20,6 +20,7 @@ COMMANDS = {
     **{name: f"ledger.cli.transfer:{name}" for name in ("simulate", "ingest", "export", "follow")},
     **{name: f"ledger.cli.access:{name}" for name in ("serve", "token", "iam")},
     "collect": "ledger.cli.collect:collect",
+    "types": "ledger.cli.types:types",
 }
 
 

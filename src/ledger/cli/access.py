@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import getpass
 import logging
+import socket
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -33,6 +35,22 @@ from .operations import JSON
     show_default=True,
     help="json: one JSON object a request on stderr (time, principal, method, path, status, bytes, durationMs).",
 )
+@click.option(
+    "--grpc-port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Also serve gRPC (Operations, IAMPolicy, health, reflection) on this port; 0: off. Needs ledger[grpc].",
+)
+@click.option(
+    "--descriptor-set",
+    "descriptor_sets",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="protoc descriptor set (--include_imports) defining Any types no installed package does. Repeatable.",
+)
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="PEM certificate chain.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="PEM private key.")
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -43,18 +61,25 @@ def serve(
     threads: int,
     max_wait: float,
     access_log: str,
+    grpc_port: int,
+    descriptor_sets: tuple[Path, ...],
+    tls_cert: Path | None,
+    tls_key: Path | None,
 ) -> None:
     """Serve google.longrunning Operations over HTTP (OpenAPI at /openapi.json), the explorer at /ui/,
-    Prometheus metrics at /metrics, and /healthz and /readyz probes.
+    Prometheus metrics at /metrics, /healthz and /readyz probes, and the same operations over gRPC.
 
     Needs the server extra: pip install 'ledger[server]'. Calls need a bearer token from the tokens
     file unless --allow-anonymous; what each principal may do is set by policies (`ledger iam set`).
+    --grpc-port adds the gRPC services on the same ledger, tokens and policies (pip install
+    'ledger[grpc]'); --tls-cert and --tls-key put both ports on TLS.
 
     \b
     Examples:
       ledger token new user:ops@example.com --tokens tokens.json
       ledger iam set projects/p --policy @policy.json
       ledger serve --port 8080 --tokens tokens.json
+      ledger serve --port 8080 --grpc-port 8081 --tokens tokens.json --descriptor-set acme.pb
     """
     try:
         import uvicorn
@@ -73,10 +98,44 @@ def serve(
         handler.setFormatter(logging.Formatter("%(message)s"))
         logging.getLogger("ledger.access").addHandler(handler)
         logging.getLogger("ledger.access").propagate = False
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("give --tls-cert and --tls-key together")
+    tls = None if tls_cert is None or tls_key is None else (tls_key, tls_cert)
+    companions = [grpc_service(host, grpc_port, descriptor_sets, tls)] if grpc_port else []
     app = create_app(
-        ctx.find_root().obj, authenticator, pool_size=threads, max_wait=max_wait, access_log=access_log == "json"
+        ctx.find_root().obj,
+        authenticator,
+        pool_size=threads,
+        max_wait=max_wait,
+        access_log=access_log == "json",
+        companions=companions,
     )
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        access_log=False,
+        log_level="info",
+        loop="asyncio" if companions else "auto",  # grpc.aio runs on asyncio's own loop
+        ssl_keyfile=None if tls is None else str(tls[0]),
+        ssl_certfile=None if tls is None else str(tls[1]),
+    )
+
+
+def grpc_service(host: str, port: int, descriptor_sets: tuple[Path, ...], tls: tuple[Path, Path] | None) -> Any:
+    """The gRPC companion of `serve`; its descriptor sets are read now, so a bad one fails before serving."""
+    try:
+        from ..server.grpc.anys import TypeRegistry
+        from ..server.grpc.server import GrpcSettings, grpc_companion
+    except ImportError as e:
+        raise click.ClickException(f"gRPC needs its extra: pip install 'ledger[grpc]' ({e})") from None
+    try:  # a port already taken fails here, in one line, rather than in the server's start-up
+        socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET).close()
+    except OSError as e:
+        raise click.ClickException(f"cannot listen for gRPC on {host} port {port}: {e.strerror}") from None
+    registry = TypeRegistry(descriptor_sets)
+    pem = None if tls is None else (tls[0].read_bytes(), tls[1].read_bytes())
+    return grpc_companion(GrpcSettings(host, port, registry, pem))
 
 
 @click.group()

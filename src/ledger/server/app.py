@@ -13,8 +13,8 @@ import logging
 import queue
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import anyio
@@ -32,7 +32,7 @@ from ..domain.iam import PERMISSIONS, validate_resource
 from ..domain.values import JSONObject, parse_json
 from .access import Authenticator
 from .errors import error_body
-from .metrics import PRINCIPAL_KEY
+from .metrics import PRINCIPAL_KEY, Metrics
 from .observability import Observability
 from .openapi import openapi_document
 from .routes import Call, route
@@ -411,10 +411,21 @@ def _error(error: LedgerError) -> Response:
     return Response(body, status_code=status, media_type=JSON)
 
 
+Companion = Callable[["Service", Metrics], AbstractAsyncContextManager[object]]
+
+
 def create_app(
-    url: str, authenticator: Authenticator, *, pool_size: int = 4, max_wait: float = 60.0, access_log: bool = False
+    url: str,
+    authenticator: Authenticator,
+    *,
+    pool_size: int = 4,
+    max_wait: float = 60.0,
+    access_log: bool = False,
+    companions: Sequence[Companion] = (),
 ) -> Starlette:
-    """The ASGI application serving the ledger at `url`."""
+    """The ASGI application serving the ledger at `url`. Each companion (the gRPC server) runs for
+    the application's lifetime on the same service (its ledger pool, tokens and policy cache) and
+    counts its calls in the same metrics."""
     pool = LedgerPool(url, pool_size)
     service = Service(pool, authenticator, max_wait)
     extras = Observability(service, access_log=access_log)  # /ui/, /metrics, /healthz, /readyz, request metrics
@@ -426,11 +437,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         extras.start()
-        try:
+        async with AsyncExitStack() as running:
+            running.callback(pool.close)  # last, once every companion has stopped
+            running.push_async_callback(extras.stop)
+            for companion in companions:
+                await running.enter_async_context(companion(service, extras.metrics))
             yield
-        finally:
-            await extras.stop()
-            pool.close()
 
     async def unrouted(request: Request, error: Exception) -> Response:
         # Paths the router cannot match (a newline in a segment, say) still answer in the envelope.
