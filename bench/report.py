@@ -128,10 +128,12 @@ LEAN_RUNS = (
     "lean-sqlite",  # `make bench-quick`
     "lean-layout1-sqlite-10k",
     "lean-sqlite-10k",
+    "lean-layout1-sqlite-100k",
     "lean-sqlite-100k",
     "lean-sqlite-1m",
     "lean-layout1-postgresql-10k",
     "lean-postgresql-10k",
+    "lean-layout1-postgresql-100k",
     "lean-postgresql-100k",
     "lean-postgresql-1m",
 )
@@ -188,6 +190,7 @@ def lean_section(out: list[str], results: Path) -> None:
             entry = r["reads"]["list"].get(key)
             cells.append(f"{entry['p50_ms']} / {entry['p99_ms']}" if entry else "-")
         out.append(f"| {key} | " + " | ".join(cells) + " |")
+    out += ["", "![bytes on disk per event by what holds them, against the 3x target](lean.png)"]
     out += ["", "Largest tables and indexes, MB (the views' generation suffix dropped):", ""]
     for name, r in runs:
         largest = list(r["store"]["by_table"].items())[:6]
