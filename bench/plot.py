@@ -15,7 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt
-from report import RESULTS, scaling_points
+from report import LEAN_RUNS, RESULTS, load, scaling_points
 
 COLORS = {"sqlite": "tab:blue", "postgresql": "tab:orange"}
 
@@ -56,6 +56,40 @@ def plot(points: dict[str, list[dict[str, Any]]], out: Path) -> None:
     figure.savefig(out, dpi=110)
 
 
+def plot_lean(results: Path, out: Path) -> None:
+    """Bytes on disk an event, by what holds them, for each bench/lean.py run, against the 3x target."""
+    runs = [(name, r) for name, r in ((name, load(results, name)) for name in LEAN_RUNS) if r]
+    if not runs:
+        return
+    groups = ("events", "operations view", "versions view", "other")
+
+    def group(table: str) -> str:
+        if "versions" in table:
+            return "versions view"
+        if "operations" in table:
+            return "operations view"
+        return "events" if "events" in table else "other"
+
+    figure, axes = plt.subplots(figsize=(10, 4.5))
+    labels = [f"{r['backend']}\n{r['operations']:,}" + ("\nlayout 1" if "layout1" in name else "") for name, r in runs]
+    bottoms = [0.0] * len(runs)
+    for kind in groups:
+        heights = [
+            sum(size for table, size in r["store"]["by_table"].items() if group(table) == kind)
+            / r["ledger_ingest"]["events"]
+            for _, r in runs
+        ]
+        axes.bar(labels, heights, bottom=bottoms, label=kind)
+        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    target = [3 * r["store"]["event_json_bytes_per_event"] for _, r in runs]
+    axes.plot(labels, target, "k--", label="target: 3x the events' JSON")
+    axes.set_ylabel("bytes on disk per event")
+    axes.set_title("Store size by what holds it (bench/lean.py)")
+    axes.legend(loc="upper left", bbox_to_anchor=(1, 1))
+    figure.tight_layout()
+    figure.savefig(out, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -63,6 +97,9 @@ def main() -> None:
     args = parser.parse_args()
     plot(scaling_points(args.results), args.out)
     print(f"wrote {args.out}")
+    lean = args.out.with_name("lean.png")
+    plot_lean(args.results, lean)
+    print(f"wrote {lean}")
 
 
 if __name__ == "__main__":

@@ -124,6 +124,81 @@ def ingest_section(out: list[str], results: Path) -> None:
     out += [""] + [f"- {r['backend']}: {provenance(r)}" for r in runs] + [""]
 
 
+LEAN_RUNS = (
+    "lean-sqlite",  # `make bench-quick`
+    "lean-layout1-sqlite-10k",
+    "lean-sqlite-10k",
+    "lean-layout1-sqlite-100k",
+    "lean-sqlite-100k",
+    "lean-sqlite-1m",
+    "lean-layout1-postgresql-10k",
+    "lean-postgresql-10k",
+    "lean-layout1-postgresql-100k",
+    "lean-postgresql-100k",
+    "lean-postgresql-1m",
+)
+
+
+def lean_section(out: list[str], results: Path) -> None:
+    """bench/lean.py: each target of the lean views beside the peer and the floor of the same run."""
+    runs = [(name, r) for name, r in ((name, load(results, name)) for name in LEAN_RUNS) if r]
+    if not runs:
+        return
+    out += ["## Lean views: size, ingest, replay and reads against their targets", ""]
+    out += [
+        "Each column is one run of `bench/lean.py` on one fresh store; `layout 1` columns ran the code",
+        "before the lean views (each row holding its metadata and response JSON twice, twelve indexes).",
+        "",
+    ]
+
+    def label(name: str, r: dict[str, Any]) -> str:
+        return f"{r['backend']}, {r['operations']:,}" + (", layout 1" if "layout1" in name else "")
+
+    rows: list[tuple[str, Any]] = [
+        (
+            "events (their JSON, bytes each)",
+            lambda r: f"{r['ledger_ingest']['events']:,} ({r['store']['event_json_bytes_per_event']})",
+        ),
+        ("store on disk, bytes an event", lambda r: f"{r['store']['bytes_per_event']:,}"),
+        ("**store / events' JSON** (target ≤ 3)", lambda r: f"**{r['figures']['store_to_event_json']}x**"),
+        ("ledger ingest, events/s", lambda r: f"{r['ledger_ingest']['events_per_s']:,}"),
+        ("eventsourcing, 100 a save, events/s", lambda r: f"{r['eventsourcing_100_per_save']['events_per_s']:,}"),
+        ("raw insert, events/s", lambda r: f"{r['raw_insert']['events_per_s']:,}"),
+        (
+            "**ingest / eventsourcing** (target ≥ 1.0)",
+            lambda r: f"**{r['figures']['ingest_to_eventsourcing_100_per_save']}x**",
+        ),
+        ("replay, events/s", lambda r: f"{r['replay']['events_per_s']:,}"),
+        ("raw read + decode, rows/s", lambda r: f"{r['replay']['raw_read_decode_rows_per_s']:,}"),
+        ("**replay / raw** (target ≥ 0.15)", lambda r: f"**{r['figures']['replay_to_raw_read_decode']}x**"),
+        (
+            "get p50 / p99 ms (target p99 < 1)",
+            lambda r: f"{r['reads']['get']['p50_ms']} / {r['reads']['get']['p99_ms']}",
+        ),
+        ("worst list page p99 ms (target < 10)", lambda r: f"{r['figures']['worst_list_p99_ms']}"),
+        ("peak RSS of replay, audit, MB (target < 256)", lambda r: f"{r['figures']['peak_rss_mb']}"),
+    ]
+    out += ["| | " + " | ".join(label(name, r) for name, r in runs) + " |", "|---|" + "---|" * len(runs)]
+    for title, cell in rows:
+        out.append(f"| {title} | " + " | ".join(cell(r) for _, r in runs) + " |")
+    out += ["", "List pages, p50 / p99 ms:", ""]
+    filters = list(runs[-1][1]["reads"]["list"])
+    out += ["| filter | " + " | ".join(label(name, r) for name, r in runs) + " |", "|---|" + "---|" * len(runs)]
+    for key in filters:
+        cells = []
+        for _, r in runs:
+            entry = r["reads"]["list"].get(key)
+            cells.append(f"{entry['p50_ms']} / {entry['p99_ms']}" if entry else "-")
+        out.append(f"| {key} | " + " | ".join(cells) + " |")
+    out += ["", "![bytes on disk per event by what holds them, against the 3x target](lean.png)"]
+    out += ["", "Largest tables and indexes, MB (the views' generation suffix dropped):", ""]
+    for name, r in runs:
+        largest = list(r["store"]["by_table"].items())[:6]
+        listed = ", ".join(f"{table.replace('_g1', '')} {size / 1e6:.1f}" for table, size in largest)
+        out.append(f"- {label(name, r)}: {listed}")
+    out += [""] + [f"- {label(name, r)}: {provenance(r)}" for name, r in runs] + [""]
+
+
 def scaling_points(results: Path) -> dict[str, list[dict[str, Any]]]:
     """One point per views or ingest result, by backend: what grows with the log, and how fast."""
     points: dict[str, list[dict[str, Any]]] = {}
@@ -349,6 +424,7 @@ def main() -> None:
     views_section(out, results)
     audit_section(out, results)
     ingest_section(out, results)
+    lean_section(out, results)
     commands_section(out, results)
     serve_section(out, results)
     serve_grpc_section(out, results)

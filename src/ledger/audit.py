@@ -22,8 +22,8 @@ from .domain.operation import Operation, broken_rule
 from .domain.values import JSONObject, parse_json
 from .projections import queries
 from .projections.engine import ProjectionEngine
-from .projections.rows import COLUMNS, JSON_COLUMNS
-from .projections.views import Change, VersionsView, operation_rows, project, sql_view, version_rows
+from .projections.rows import OPERATION_COLUMNS
+from .projections.views import Change, operation_rows, project, sql_view, version_rows
 from .storage import log
 from .storage.base import Cursor, Database, LogRow
 from .storage.codec import decode_stored, payload_bytes
@@ -221,8 +221,8 @@ def _group(rows: Sequence[LogRow]) -> list[tuple[str, list[Record]]]:
 def _normal(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """A view row in one comparable form: JSON as data, bytes as bytes, whatever the driver gave."""
     out = []
-    for column, value in zip((*COLUMNS, *VersionsView.KEYS), row, strict=False):
-        if column in JSON_COLUMNS and isinstance(value, str):
+    for column, value in zip((*OPERATION_COLUMNS, "version", "position"), row, strict=False):
+        if column == "metadata" and isinstance(value, str):
             try:
                 out.append(orjson.loads(value))
             except orjson.JSONDecodeError:  # edited by hand into something else: it differs, as drift
@@ -239,7 +239,7 @@ def _difference(view: str, expected: tuple[Any, ...] | None, stored: tuple[Any, 
         return f"missing from the {view} view"
     if expected is None:
         return f"in the {view} view, but the log has no live operation"
-    names = (*COLUMNS, "version", "position")
+    names = (*OPERATION_COLUMNS, "version", "position")
     differing = [c for c, a, b in zip(names, expected, _normal(stored), strict=False) if a != b]
     return f"the {view} view differs from a fresh fold of the log in: {', '.join(differing)}"
 

@@ -15,7 +15,7 @@ from ledger import Ledger
 from ledger.cli import cli
 from ledger.domain.operation import Created, Operation, OperationEvent, Progressed, Succeeded
 from ledger.domain.timestamps import now
-from ledger.projections.rows import COLUMNS
+from ledger.projections.rows import OPERATION_COLUMNS
 
 A = "projects/p/operations/a"
 B = "projects/p/operations/b"
@@ -210,7 +210,7 @@ def test_drift_is_reported_and_repaired_by_replay(ledger_url: str) -> None:
         _sql(lg, f"UPDATE {operations} SET state = 'FAILED' WHERE name = ?", (A,))
         _sql(lg, f"DELETE FROM {operations} WHERE name = ?", (B,))
         _sql(lg, f"DELETE FROM {tables['versions']} WHERE name = ? AND version = 1", (B,))
-        columns = (*COLUMNS, "version", "position")  # a copy of A's row under a name with no events
+        columns = (*OPERATION_COLUMNS, "version", "position")  # a copy of A's row under a name with no events
         copied = ", ".join(["?", *columns[1:]])
         _sql(
             lg,

@@ -11,6 +11,7 @@ then points the SQL views at them in one transaction; readers keep the old table
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,12 +21,13 @@ from ..domain.operation import Operation, OperationEvent
 from ..storage import log
 from ..storage.base import Cursor, Database, LogRow
 from ..storage.codec import decode_stored
-from .views import VIEWS, Change, fits, project, sql_view
+from .views import LAYOUT, VIEWS, Change, fits, project, sql_view
 
 PROJECTIONS_TABLE = "ledger_projections"
 CURRENT, BUILDING, RETIRED = "current", "building", "retired"
 BATCH_SIZE = 1000
 _CACHE_LIMIT = 20_000  # operations whose latest state is kept between batches
+_log = logging.getLogger("ledger")
 
 Progress = Callable[[int], None]
 
@@ -48,7 +50,8 @@ class ProjectionEngine:
     # -- setting up -----------------------------------------------------------------------------
 
     def ensure(self) -> None:
-        """Create the tracking table, a first generation of each view, and the SQL views (idempotent).
+        """Create the tracking table, a first generation of each view, and the SQL views (idempotent);
+        move views of an earlier layout to the current one by rebuilding them from the log.
 
         A ledger that has them all is only read: opening one for reading writes nothing.
         """
@@ -58,7 +61,15 @@ class ProjectionEngine:
             self.d.serialize_writers(cursor)
             cursor.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._projections} (view TEXT NOT NULL, generation INTEGER NOT NULL, "
-                "role TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (view, generation))"
+                "role TEXT NOT NULL, position BIGINT NOT NULL, layout INTEGER NOT NULL DEFAULT 1, "
+                "PRIMARY KEY (view, generation))"
+            )
+            if not self.d.column_exists(cursor, PROJECTIONS_TABLE, "layout"):  # written before layouts
+                cursor.execute(f"ALTER TABLE {self._projections} ADD COLUMN layout INTEGER NOT NULL DEFAULT 1")
+            # A rebuild of an earlier layout that stopped part way cannot be resumed into this one.
+            cursor.execute(
+                self.d.sql(f"UPDATE {self._projections} SET role = ? WHERE role = ? AND layout < ?"),
+                (RETIRED, BUILDING, LAYOUT),
             )
             cursor.execute(self.d.sql(f"SELECT view FROM {self._projections} WHERE role = ?"), (CURRENT,))
             existing = {row[0] for row in cursor.fetchall()}
@@ -67,22 +78,43 @@ class ProjectionEngine:
                     continue
                 for statement in (*view.create_statements(self.d, 1), *view.index_statements(self.d, 1)):
                     cursor.execute(statement)
-                cursor.execute(
-                    self.d.sql(f"INSERT INTO {self._projections} VALUES (?, ?, ?, ?)"), (name, 1, CURRENT, 0)
-                )
+                self._track(cursor, name, 1, CURRENT)
                 self._point_sql_view(cursor, name, 1)
         self._drop_retired()
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Rebuild the current views whose tables an earlier layout made (a catch-up would write rows
+        of this layout into them). Readers keep the old tables until the swap."""
+        with self.db.read() as cursor:
+            cursor.execute(
+                self.d.sql(f"SELECT view FROM {self._projections} WHERE role = ? AND layout < ? ORDER BY view"),
+                (CURRENT, LAYOUT),
+            )
+            stale = [row[0] for row in cursor.fetchall()]
+        if stale:
+            _log.warning("ledger: rebuilding the %s view(s) from the log into layout %d", ", ".join(stale), LAYOUT)
+            self.rebuild(stale)
+
+    def _track(self, cursor: Cursor, name: str, generation: int, role: str) -> None:
+        cursor.execute(
+            self.d.sql(
+                f"INSERT INTO {self._projections} (view, generation, role, position, layout) VALUES (?, ?, ?, ?, ?)"
+            ),
+            (name, generation, role, 0, LAYOUT),
+        )
 
     def ready(self) -> bool:
-        """Whether the tracking table and every view are there, with nothing left from a rebuild."""
+        """Whether the tracking table and every view are there, in this layout, with nothing left from
+        a rebuild."""
         try:
             with self.db.read() as cursor:
-                cursor.execute(f"SELECT view, role FROM {self._projections}")
+                cursor.execute(f"SELECT view, role, layout FROM {self._projections}")
                 rows = cursor.fetchall()
-        except PersistenceError:  # no tracking table yet
+        except PersistenceError:  # no tracking table yet, or one from before layouts
             return False
-        current = {view for view, role in rows if role == CURRENT}
-        return current == set(VIEWS) and all(role != RETIRED for _, role in rows)
+        current = {view for view, role, layout in rows if role == CURRENT and layout == LAYOUT}
+        return current == set(VIEWS) and all(role != RETIRED for _, role, _ in rows)
 
     def not_a_ledger(self) -> str | None:
         """Why the database cannot be read as a ledger (None when it can), found without writing."""
@@ -375,9 +407,7 @@ class ProjectionEngine:
                 generation = max((int(r[1]) for r in rows if r[0] == name), default=0) + 1
                 for statement in VIEWS[name].create_statements(self.d, generation):
                     cursor.execute(statement)
-                cursor.execute(
-                    self.d.sql(f"INSERT INTO {self._projections} VALUES (?, ?, ?, ?)"), (name, generation, BUILDING, 0)
-                )
+                self._track(cursor, name, generation, BUILDING)
                 targets.append(Target(name, generation, 0))
             return targets
 

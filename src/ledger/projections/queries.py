@@ -16,7 +16,7 @@ from ..domain.names import validate_name
 from ..domain.timestamps import Timestamp
 from ..domain.values import MAX_POSITION
 from ..storage.base import Cursor, Dialect
-from .rows import COLUMNS, sortable_time
+from .rows import COLUMNS, OPERATION_COLUMNS, sortable_time
 from .views import VersionsView, sql_view
 
 DEFAULT_PAGE_SIZE = 50
@@ -114,8 +114,10 @@ def list_page(cursor: Cursor, d: Dialect, request: ListRequest, view_position: i
     from .filters import parse_filter
 
     size = page_size(request.page_size)
-    condition = compile_filter(parse_filter(request.filter), d)  # first: the token's binding holds the filter
+    tree = parse_filter(request.filter)  # first: the token's binding holds the filter
     after = _decode_token(request.page_token, request.binding) if request.page_token else None
+    first = request.as_of is None and after is None  # the operations view, with its metadata column
+    condition = compile_filter(tree, d, metadata_column=first)
     where, params = [condition.sql], list(condition.params)
     if request.parent is not None:
         where.append("parent = ?")
@@ -194,7 +196,7 @@ def view_rows(cursor: Cursor, d: Dialect, names: list[str]) -> tuple[dict[str, V
         part = names[start : start + 500]
         in_list, as_array = d.in_list("name", len(part))
         params = (part,) if as_array else part
-        op_columns = ", ".join((*COLUMNS, "version", "position"))
+        op_columns = ", ".join((*OPERATION_COLUMNS, "version", "position"))
         cursor.execute(d.sql(f"SELECT {op_columns} FROM {sql_view(d, 'operations')} WHERE {in_list}"), params)
         for row in cursor.fetchall():
             operations[row[0]] = tuple(row)

@@ -52,6 +52,7 @@ class Dialect:
     blob: str
     json: str
     json_placeholder = "?"  # a parameter that fills a JSON column
+    body_json: str  # a view's stored Operation JSON bytes (`body`) as a JSON value filters read paths of
     text: str  # a text column whose comparisons and ordering are by code point, as in Python
     for_update: str = ""  # row locks where the database has them; SQLite's writer lock covers it
 
@@ -108,6 +109,9 @@ class Dialect:
         raise NotImplementedError
 
     def table_exists(self, cursor: Cursor, name: str) -> bool:
+        raise NotImplementedError
+
+    def column_exists(self, cursor: Cursor, table: str, column: str) -> bool:
         raise NotImplementedError
 
 

@@ -20,6 +20,7 @@ class PostgresDialect(Dialect):
     blob = "BYTEA"
     json = "JSONB"
     json_placeholder = "?::jsonb"
+    body_json = "convert_from(body, 'UTF8')::jsonb"
     text = 'TEXT COLLATE "C"'
 
     for_update = " FOR UPDATE"
@@ -63,6 +64,13 @@ class PostgresDialect(Dialect):
     def table_exists(self, cursor: Cursor, name: str) -> bool:
         cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (self.table(name),))
         return bool(cursor.fetchone()[0])
+
+    def column_exists(self, cursor: Cursor, table: str, column: str) -> bool:
+        cursor.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND table_name = %s AND column_name = %s",
+            (self.schema, table, column),
+        )
+        return cursor.fetchone() is not None
 
     def json_path(self, segments: tuple[str, ...]) -> Any:
         return list(segments)

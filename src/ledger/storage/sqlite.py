@@ -21,6 +21,8 @@ class SQLiteDialect(Dialect):
     blob = "BLOB"
     json = "TEXT"
     text = "TEXT"
+    # JSON functions take text: a BLOB argument is an error (or, from SQLite 3.45, binary JSONB).
+    body_json = "CAST(body AS TEXT)"
 
     def json_path(self, segments: tuple[str, ...]) -> Any:
         return "$" + "".join(f'."{segment}"' for segment in segments)
@@ -66,6 +68,10 @@ class SQLiteDialect(Dialect):
 
     def table_exists(self, cursor: Cursor, name: str) -> bool:
         cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        return cursor.fetchone() is not None
+
+    def column_exists(self, cursor: Cursor, table: str, column: str) -> bool:
+        cursor.execute("SELECT 1 FROM pragma_table_info(?) WHERE name = ?", (table, column))
         return cursor.fetchone() is not None
 
 
