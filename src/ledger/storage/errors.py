@@ -122,13 +122,7 @@ def translated_errors(backend: Backend) -> Iterator[None]:
     except (OperationalError, InterfaceError) as e:
         if isinstance(e, IntegrityError):  # pragma: no cover - caught above as a conflict
             raise
-        permanent = _permanent(e, backend)
-        if permanent is not None:
-            raise permanent from None
-        text = _scrub(e, backend)
-        if "locked" in text or "busy" in text:
-            raise LedgerError(Code.ABORTED, f"the store is busy with another writer; retry ({text})") from None
-        raise LedgerError(Code.UNAVAILABLE, f"cannot reach {backend.redacted_url}: {text}") from None
+        raise _connection_failure(e, backend, "reach") from None
     except PersistenceError as e:  # not a connection problem: the statement or the data was refused
         permanent = _permanent(e, backend)
         if permanent is not None:
@@ -137,13 +131,19 @@ def translated_errors(backend: Backend) -> Iterator[None]:
     except MapperDeserialisationError as e:
         raise LedgerError(Code.DATA_LOSS, str(e)) from None
     except backend.unwrapped_errors as e:  # raised by the driver where eventsourcing does not wrap it
-        permanent = _permanent(e, backend)
-        if permanent is not None:
-            raise permanent from None
-        text = _scrub(e, backend)
-        if "locked" in text or "busy" in text:
-            raise LedgerError(Code.ABORTED, f"the store is busy with another writer; retry ({text})") from None
-        raise LedgerError(Code.UNAVAILABLE, f"cannot use {backend.redacted_url}: {text}") from None
+        raise _connection_failure(e, backend, "use") from None
+
+
+def _connection_failure(error: BaseException, backend: Backend, doing: str) -> LedgerError:
+    """A driver failure that is not the statement's fault: permanent when the database says so, a
+    lost race (ABORTED) when another writer holds the lock, else the database out of reach."""
+    permanent = _permanent(error, backend)
+    if permanent is not None:
+        return permanent
+    text = _scrub(error, backend)
+    if "locked" in text or "busy" in text:
+        return LedgerError(Code.ABORTED, f"the store is busy with another writer; retry ({text})")
+    return LedgerError(Code.UNAVAILABLE, f"cannot {doing} {backend.redacted_url}: {text}")
 
 
 def _scrub(error: BaseException, backend: Backend) -> str:
