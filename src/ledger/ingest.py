@@ -10,7 +10,6 @@ skipped, so ingesting a file twice changes nothing.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -89,6 +88,15 @@ class _Known:
     signatures: set[tuple[str, int, bytes]]
     by_version: dict[int, tuple[str, int, bytes]]
     history: list[OperationEvent] = field(default_factory=list)
+
+    def kept(self) -> _Known:
+        """What to put back if a line is rejected. Events are immutable, so only the containers and
+        the state are copied (a deep copy would copy the whole history for every line)."""
+        op = None
+        if self.op is not None:
+            op = self.op.copy()
+            op.pending, op.saved = list(self.op.pending), self.op.saved
+        return _Known(op, set(self.signatures), dict(self.by_version), self.history)
 
     def passed(self) -> list[JSONObject]:
         """The states the operation went through before its current one, stored or from this batch."""
@@ -231,7 +239,7 @@ class Ingester:
             )
         snapshots = [Snapshot.parse(raw, validate_name(raw.get("name"))) for raw in raw_snapshots]
         # Keep what the line could change, to put back if it is rejected.
-        before = {snapshot.name: copy.deepcopy(known.get(snapshot.name)) for snapshot in snapshots}
+        before = {s.name: entry.kept() if (entry := known.get(s.name)) else None for s in snapshots}
         tally = (counts.recorded, counts.duplicates, counts.unchanged, counts.stale, set(counts.operations))
         try:
             for snapshot in snapshots:
