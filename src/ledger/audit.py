@@ -1,6 +1,6 @@
 """Audit: re-derive every operation from its stored events and report what does not hold, changing
 nothing. Checks, per operation: versions 1..n without a gap, positions rising with versions, every
-event decodable, the hash chain, the lifecycle rules of SPEC §2; then that both views equal a fresh
+event decodable, the hash chain, the lifecycle rules of SPEC §2; then that the operations view equals a fresh
 fold of the log up to their positions (drift), that no view row lacks events, and how far views lag.
 
 The log is read in (operation, version) order in chunks, so memory stays flat however long it is,
@@ -23,7 +23,7 @@ from .domain.values import JSONObject, parse_json
 from .projections import queries
 from .projections.engine import ProjectionEngine
 from .projections.rows import OPERATION_COLUMNS
-from .projections.views import Change, operation_rows, project, sql_view, version_rows
+from .projections.views import ROW_KEYS, VIEWS, Change, operation_rows, project, sql_view
 from .storage import log
 from .storage.base import Cursor, Database, LogRow
 from .storage.codec import decode_stored, payload_bytes
@@ -89,11 +89,11 @@ class Auditor:
                 detail = f"the {view} view is {end - position} positions behind the log (at {position} of {end})"
                 report.findings.append(Finding("warning", "lag", None, position, detail))
         for chunk in self._chunks(cursor, names):
-            operations, versions = queries.view_rows(cursor, self.d, [name for name, _ in chunk])
+            operations = queries.view_rows(cursor, self.d, [name for name, _ in chunk])
             for name, records in chunk:
                 report.operations += 1
                 report.events += len(records)
-                report.findings += self.check(name, records, operations.get(name), versions.get(name, []))
+                report.findings += self.check(name, records, operations.get(name))
             if self.progress:
                 self.progress(sum(len(records) for _, records in chunk))
         report.findings += self._orphans(cursor, names)
@@ -106,7 +106,6 @@ class Auditor:
         name: str,
         records: list[Record],
         stored_op: tuple[Any, ...] | None,
-        stored_versions: list[tuple[Any, ...]],
     ) -> list[Finding]:
         findings: list[Finding] = []
 
@@ -143,37 +142,17 @@ class Auditor:
             if landed is not None:
                 op, change = landed
                 changes.append(change)
-        findings += self._drift(name, changes, stored_op, stored_versions)
+        findings += self._drift(name, changes, stored_op)
         return findings
 
-    def _drift(
-        self,
-        name: str,
-        changes: list[Change],
-        stored_op: tuple[Any, ...] | None,
-        stored_versions: list[tuple[Any, ...]],
-    ) -> list[Finding]:
-        findings = []
+    def _drift(self, name: str, changes: list[Change], stored_op: tuple[Any, ...] | None) -> list[Finding]:
         seen = [c for c in changes if c.position <= self.positions.get("operations", 0)]
-        upserts, _ = operation_rows(seen)
-        expected_op = _normal(upserts[0]) if upserts else None
-        if expected_op != (_normal(stored_op) if stored_op else None):
-            position = seen[-1].position if seen else None
-            findings.append(
-                Finding("error", "drift", name, position, _difference("operations", expected_op, stored_op))
-            )
-        seen = [c for c in changes if c.position <= self.positions.get("versions", 0)]
-        inserts, _ = version_rows(seen)
-        expected_versions = [_normal(tuple(row)) for row in inserts]
-        actual_versions = [_normal(row) for row in stored_versions]
-        if expected_versions != actual_versions:
-            position = seen[-1].position if seen else None
-            detail = (
-                f"the versions view holds {len(actual_versions)} intervals where a fresh fold gives "
-                f"{len(expected_versions)}, or they differ in content"
-            )
-            findings.append(Finding("error", "drift", name, position, detail))
-        return findings
+        rows = operation_rows(seen)
+        expected_op = _normal(rows[0]) if rows else None
+        if expected_op == (_normal(stored_op) if stored_op else None):
+            return []
+        position = seen[-1].position if seen else None
+        return [Finding("error", "drift", name, position, _difference("operations", expected_op, stored_op))]
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -201,7 +180,7 @@ class Auditor:
     def _orphans(self, cursor: Cursor, names: Sequence[str] | None) -> list[Finding]:
         """View rows of operations that have no events at all."""
         findings = []
-        for view in ("operations", "versions"):
+        for view in VIEWS:
             for name in log.names_without_events(cursor, self.db, sql_view(self.d, view)):
                 if names is None or name in names:
                     detail = f"the {view} view has rows for an operation with no events"
@@ -221,7 +200,7 @@ def _group(rows: Sequence[LogRow]) -> list[tuple[str, list[Record]]]:
 def _normal(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """A view row in one comparable form: JSON as data, bytes as bytes, whatever the driver gave."""
     out = []
-    for column, value in zip((*OPERATION_COLUMNS, "version", "position"), row, strict=False):
+    for column, value in zip((*OPERATION_COLUMNS, *ROW_KEYS), row, strict=False):
         if column == "metadata" and isinstance(value, str):
             try:
                 out.append(orjson.loads(value))
@@ -239,7 +218,7 @@ def _difference(view: str, expected: tuple[Any, ...] | None, stored: tuple[Any, 
         return f"missing from the {view} view"
     if expected is None:
         return f"in the {view} view, but the log has no live operation"
-    names = (*OPERATION_COLUMNS, "version", "position")
+    names = (*OPERATION_COLUMNS, *ROW_KEYS)
     differing = [c for c, a, b in zip(names, expected, _normal(stored), strict=False) if a != b]
     return f"the {view} view differs from a fresh fold of the log in: {', '.join(differing)}"
 

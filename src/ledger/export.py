@@ -2,7 +2,7 @@
 
 - events: every event after `since` in the SPEC's event JSON, in position order.
 - operations: one flat row per live operation whose latest event is after `since`, as it is now.
-- intervals: one row per state interval (versions view) that began or ended after `since`.
+- intervals: one row per state interval (folded from the log) that began or ended after `since`.
 
 Rows are read inside one snapshot and bounded by a position taken at its start, so an export covers
 exactly `(since, to]`. In directory mode a manifest records each file's range, and the next export
@@ -144,7 +144,7 @@ def rows(
     elif what == "operations":
         yield from feeds.operations(cursor, db.dialect, since, to, CHUNK)
     else:
-        yield from feeds.intervals(cursor, db.dialect, since, to, CHUNK)
+        yield from feeds.intervals(cursor, db, transcoder, since, to, CHUNK)
 
 
 def _events(cursor: Cursor, db: Database, transcoder: Transcoder, since: int, to: int) -> Iterator[dict[str, Any]]:

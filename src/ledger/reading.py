@@ -1,23 +1,29 @@
 """Reads: one operation now or as it was, list pages, a history, the log's end and the views' lag.
 
-Views answer everything but a history, which is the log's own; each read first brings the views up to
-what the log holds (catch-up does nothing when they are there), so a reader sees its own writes.
+The operations view answers reads of the present; the past (a version, a time, the later pages of a
+listing) is folded from the log, which keeps every state as the events that made it. Each read first
+brings the view up to what the log holds (catch-up does nothing when it is there), so a reader sees
+its own writes.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from .domain.errors import Code, LedgerError, not_found
 from .domain.rendering import render_event
 from .domain.timestamps import Timestamp
 from .domain.values import JSONObject
-from .projections import queries
+from .projections import history, queries
 from .projections.engine import ProjectionEngine
+from .projections.rows import OPERATION_COLUMNS, sortable_time
 from .storage import log
 from .storage.codec import decode_stored
 from .storage.store import Store
+
+_BODY = OPERATION_COLUMNS.index("body")
 
 
 class Reader:
@@ -25,30 +31,38 @@ class Reader:
         self.store, self.db, self.engine = store, store.db, engine
 
     def operation(self, name: str, version: int | None = None, when: Timestamp | None = None) -> bytes:
-        """The Operation JSON bytes the view stores: now, at a version, or as of a time."""
+        """The Operation JSON bytes: now, as the view stores them, or at a version or as of a time,
+        folded from the operation's events."""
         self.engine.catch_up()
-        with self.db.quick() as cursor:
-            d = self.db.dialect
-            if version is not None:
-                body = queries.version_body(cursor, d, name, version)
-            elif when is not None:
-                body = queries.body_as_of(cursor, d, name, when)
-            else:
-                body = queries.operation_body(cursor, d, name)
-        if body is None and version is not None:
+        if version is None and when is None:
             with self.db.quick() as cursor:
-                latest = log.latest_version(cursor, self.db, name)
-            if 0 < latest < version:
+                body = queries.operation_body(cursor, self.db.dialect, name)
+            if body is None:
+                raise not_found(name)
+            return body
+        if version is not None:
+            until = history.until_version(version)
+        else:
+            assert when is not None
+            until = history.until_time(sortable_time(when))
+        with self.db.quick() as cursor:
+            then = history.past_changes(cursor, self.db, self.store.transcoder, [name], until).get(name)
+            latest = log.latest_version(cursor, self.db, name) if version is not None else 0
+        if then is None or then.deleted or (version is not None and then.version != version):
+            if version is not None and 0 < latest < version:
                 raise LedgerError(Code.NOT_FOUND, f"operation {name!r} has no version {version} (latest: {latest})")
-        if body is None:
             raise not_found(name)
-        return body
+        return bytes(then.row[_BODY])
 
     def page(self, request: queries.ListRequest) -> queries.Page:
         self.engine.catch_up()
         with self.db.read() as cursor:
             position = self.engine.positions_in(cursor)["operations"]
-            return queries.list_page(cursor, self.db.dialect, request, position)
+
+            def past(names: list[str], until: history.Until) -> dict[str, tuple[Any, ...]]:
+                return history.past_rows(cursor, self.db, self.store.transcoder, names, until)
+
+            return queries.list_page(cursor, self.db.dialect, request, position, past)
 
     def history(self, name: str) -> list[JSONObject]:
         """Every event of the operation, oldest first, with version, position, recordedAt and hash."""

@@ -206,9 +206,9 @@ def test_reading_a_database_that_is_not_a_ledger_changes_nothing(ledger_url: str
     with Ledger.open(ledger_url) as lg:  # only to reach the database: then empty it of the ledger
         db = lg.parts.db
         with db.write() as cursor:
-            for table in ("ledger_operations", "ledger_versions"):
+            for table in ("ledger_operations",):
                 cursor.execute(f"DROP VIEW IF EXISTS {db.dialect.table(table)}")
-            for table in ("ledger_operations_g1", "ledger_versions_g1", "ledger_projections", db.events_table_name):
+            for table in ("ledger_operations_g1", "ledger_projections", db.events_table_name):
                 cursor.execute(f"DROP TABLE IF EXISTS {db.dialect.table(table)}")
             cursor.execute(f"CREATE TABLE {db.dialect.table('their_data')} (x INTEGER)")
     # Every read (get, list, audit, digest, verify) opens the ledger so: it stops there, with the reason.
@@ -280,7 +280,7 @@ def test_audit_reports_bookkeeping_past_the_log_or_at_a_missing_generation(ledge
     table = d.table("ledger_projections")
     with ledger.parts.db.write() as cursor:
         cursor.execute(d.sql(f"UPDATE {table} SET position = 1000 WHERE view = ?"), ("operations",))
-        cursor.execute(d.sql(f"UPDATE {table} SET generation = 7 WHERE view = ?"), ("versions",))
+        cursor.execute(d.sql(f"UPDATE {table} SET generation = 7 WHERE view = ?"), ("operations",))
     report = ledger.audit()
     details = [f["detail"] for f in report["findings"] if f["kind"] == "bookkeeping"]
     assert not report["ok"]

@@ -1,9 +1,9 @@
 """Stores written by an earlier layout of the views open, move to the current layout by rebuilding
 their views from the log, and then read, list, audit and take writes as any store does.
 
-Two such stores: `stores/layout1.db`, a SQLite ledger written by the code before layout 2 (see
-stores/README.md), and on each backend a store made now and turned back into layout 1 by SQL
-(its metadata and response columns put back, the tracking table without its layout column).
+Such stores: `stores/layout1.db` and `stores/layout2.db`, SQLite ledgers written by the code of
+those layouts (see stores/README.md), and on each backend a store made now and turned back into
+layout 2 by SQL.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from ledger import Ledger
-from ledger.projections.views import LAYOUT, VIEWS
+from ledger.projections.views import LAYOUT
 
 from .test_audit import _sql
 
@@ -37,12 +37,25 @@ def _columns(lg: Ledger, table: str) -> set[str]:
         return {column[0] for column in cursor.description}
 
 
+def _earlier_tables(lg: Ledger) -> set[str]:
+    """Which of an earlier layout's tables and SQL views the store has."""
+    d = lg.parts.db.dialect
+    found = set()
+    for table in ("ledger_versions", "ledger_versions_g1", "ledger_operations_g1"):
+        if d.name == "sqlite":
+            rows = _sql(lg, "SELECT name FROM sqlite_master WHERE name = ?", (table,))
+        else:
+            rows = [row for row in _sql(lg, "SELECT to_regclass(?)", (d.table(table),)) if row[0] is not None]
+        found |= {table} if rows else set()
+    return found
+
+
 def _assert_current_layout(lg: Ledger) -> None:
-    assert _tracked(lg) == [("operations", "current", LAYOUT), ("versions", "current", LAYOUT)]
-    operations, versions = _columns(lg, "ledger_operations"), _columns(lg, "ledger_versions")
-    assert {"body", "metadata"} <= operations and "response" not in operations
-    assert "body" in versions and not {"metadata", "response"} & versions
-    assert lg.view_lag() == {"operations": 0, "versions": 0}
+    assert _tracked(lg) == [("operations", "current", LAYOUT)]
+    operations = _columns(lg, "ledger_operations")
+    assert {"body", "metadata", "changed_time"} <= operations and "response" not in operations
+    assert _earlier_tables(lg) == set()  # the earlier layout's tables went, not left beside the new ones
+    assert lg.view_lag() == {"operations": 0}
 
 
 def _exercise(lg: Ledger, name: str) -> None:
@@ -59,11 +72,12 @@ def _exercise(lg: Ledger, name: str) -> None:
     assert report["ok"] and report["findings"] == []
 
 
-def test_a_store_written_by_layout_1_is_rebuilt_and_keeps_working(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("layout", [1, 2])
+def test_a_store_written_by_an_earlier_layout_is_rebuilt_and_keeps_working(
+    layout: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "ledger.db"
-    shutil.copyfile(STORES / "layout1.db", path)
+    shutil.copyfile(STORES / f"layout{layout}.db", path)
     with sqlite3.connect(path) as raw:
         bodies = dict(raw.execute("SELECT name, body FROM ledger_operations"))
         versions = {(n, v): b for n, v, b in raw.execute("SELECT name, version, body FROM ledger_versions")}
@@ -71,9 +85,10 @@ def test_a_store_written_by_layout_1_is_rebuilt_and_keeps_working(
     assert len(bodies) == 13 and len(versions) == 52  # a deletion opens no interval
 
     with caplog.at_level(logging.WARNING, logger="ledger"), Ledger.open(f"sqlite:///{path}") as lg:
-        assert "rebuilding the operations, versions view(s)" in caplog.text
+        assert "rebuilding the operations view(s)" in caplog.text
         _assert_current_layout(lg)
         assert {name: lg.get_json(name) for name in bodies} == bodies  # the same bytes as before
+        # Every state the versions view kept comes back, byte for byte, folded from the log.
         assert {key: lg.get_json(key[0], as_of=key[1]) for key in versions} == versions
         assert orjson.loads(lg.list_json(filter="metadata.step = 2"))["operations"] == [orjson.loads(bodies[KEPT])]
         first = lg.list(page_size=5)
@@ -82,9 +97,6 @@ def test_a_store_written_by_layout_1_is_rebuilt_and_keeps_working(
         assert lg.list(as_of="2000-01-01T00:00:00Z") == {"operations": []}
         assert len(lg.list(as_of="2100-01-01T00:00:00Z", page_size=100)["operations"]) == intervals
         _exercise(lg, KEPT)
-    with sqlite3.connect(path) as raw:  # the layout-1 tables are gone, not left beside the new ones
-        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert not {"ledger_operations_g1", "ledger_versions_g1"} & tables
 
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="ledger"), Ledger.open(f"sqlite:///{path}", create=False) as lg:
@@ -92,30 +104,29 @@ def test_a_store_written_by_layout_1_is_rebuilt_and_keeps_working(
     assert "rebuilding" not in caplog.text  # opened once migrated, a store is only read
 
 
-def _back_to_layout_1(lg: Ledger) -> None:
-    """Give the views the columns layout 1 had (filled as it filled them) and forget the layout."""
+def _back_to_layout_2(lg: Ledger) -> None:
+    """Give the store what layout 2 had: a versions view (one row per state, with its body), an
+    operations view without deleted operations or the time of their latest event."""
     d = lg.parts.db.dialect
-    for view in VIEWS.values():
-        table = d.table(view.table(1))
-        if view.name == "versions":  # the operations view keeps its metadata column
-            _sql(lg, f"ALTER TABLE {table} ADD COLUMN metadata {d.json} NOT NULL DEFAULT '{{}}'")
-        _sql(lg, f"ALTER TABLE {table} ADD COLUMN response {d.json}")
-        if d.name == "sqlite":
-            body = "json(CAST(body AS TEXT))"
-            _sql(lg, f"UPDATE {table} SET metadata = COALESCE(json_extract({body}, '$.metadata'), '{{}}')")
-            _sql(lg, f"UPDATE {table} SET response = json_extract({body}, '$.response')")
-        else:
-            body = "convert_from(body, 'UTF8')::jsonb"
-            _sql(lg, f"UPDATE {table} SET metadata = COALESCE({body} -> 'metadata', '{{}}'::jsonb)")
-            _sql(lg, f"UPDATE {table} SET response = {body} -> 'response'")
-        _sql(lg, f'CREATE INDEX "{view.table(1)}_target_order" ON {table} (target, create_time DESC, name)')
-        plain = d.table(f"ledger_{view.name}")
-        _sql(lg, f"DROP VIEW {plain}")
-        _sql(lg, f"CREATE VIEW {plain} AS SELECT * FROM {table}")
-    _sql(lg, f"ALTER TABLE {d.table('ledger_projections')} DROP COLUMN layout")
+    operations, versions = d.table("ledger_operations_g1"), d.table("ledger_versions_g1")
+    _sql(lg, f"DROP VIEW {d.table('ledger_operations')}")
+    _sql(lg, f"DELETE FROM {operations} WHERE state = 'DELETED'")
+    _sql(lg, f"ALTER TABLE {operations} DROP COLUMN changed_time")
+    _sql(lg, f"CREATE TABLE {versions} (name {d.text} NOT NULL, version INTEGER NOT NULL, body {d.blob} NOT NULL)")
+    _sql(lg, f"INSERT INTO {versions} SELECT name, version, body FROM {operations}")
+    for name, table in (("operations", operations), ("versions", versions)):
+        _sql(lg, f"DROP VIEW IF EXISTS {d.table(f'ledger_{name}')}")
+        _sql(lg, f"CREATE VIEW {d.table(f'ledger_{name}')} AS SELECT * FROM {table}")
+    projections = d.table("ledger_projections")
+    _sql(lg, f"UPDATE {projections} SET layout = 2")
+    _sql(
+        lg,
+        f"INSERT INTO {projections} (view, generation, role, position, layout) "
+        f"SELECT 'versions', 1, role, position, 2 FROM {projections} WHERE view = 'operations'",
+    )
 
 
-def test_a_store_turned_back_into_layout_1_is_rebuilt_on_each_backend(ledger_url: str) -> None:
+def test_a_store_turned_back_into_layout_2_is_rebuilt_on_each_backend(ledger_url: str) -> None:
     name = "projects/p/locations/l/operations/old"
     with Ledger.open(ledger_url) as lg:
         lg.create(name, metadata={"@type": "type.googleapis.com/acme.M", "step": 1})
@@ -126,11 +137,13 @@ def test_a_store_turned_back_into_layout_1_is_rebuilt_on_each_backend(ledger_url
         lg.delete(f"{name}-deleted")
         before = {n: lg.get_json(n) for n in (name, f"{name}-failed")}
         first = lg.get_json(name, as_of=1)
-        _back_to_layout_1(lg)
+        _back_to_layout_2(lg)
+        assert _earlier_tables(lg) == {"ledger_versions", "ledger_versions_g1", "ledger_operations_g1"}
     with Ledger.open(ledger_url) as lg:
         _assert_current_layout(lg)
         assert {n: lg.get_json(n) for n in before} == before
         assert lg.get_json(name, as_of=1) == first
+        assert lg.list(as_of="2100-01-01T00:00:00Z", filter=f'name = "{name}-deleted"') == {"operations": []}
         assert [o["name"] for o in lg.list(filter="metadata.step = 2")["operations"]] == [name]
         assert [o["name"] for o in lg.list(filter="error.code = 5")["operations"]] == [f"{name}-failed"]
         _exercise(lg, name)

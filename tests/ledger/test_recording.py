@@ -16,7 +16,7 @@ from ledger import Code, Ledger, LedgerError
 from ledger.domain.operation import Operation, Progressed
 from ledger.domain.timestamps import now
 from ledger.projections.engine import ProjectionEngine
-from ledger.projections.views import VersionsView
+from ledger.projections.views import OperationsView
 from ledger.storage.base import Database
 from ledger.storage.errors import translated_errors
 from ledger.storage.postgres import PostgresBackend
@@ -41,7 +41,7 @@ def test_a_write_projects_its_events_without_reading_the_log_back(
     assert ledger.get(NAME)["done"] is True
     assert ledger.get(NAME, as_of=2)["metadata"]["statusDetail"] == "halfway"
     assert "done" not in ledger.get("operations/from-a-file")  # proto3 JSON leaves false out
-    assert ledger.view_lag() == {"operations": 0, "versions": 0}
+    assert ledger.view_lag() == {"operations": 0}
 
 
 def test_events_and_their_views_commit_together(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,7 +52,7 @@ def test_events_and_their_views_commit_together(ledger: Ledger, monkeypatch: pyt
         raise OperationalError("disk I/O error")
 
     with monkeypatch.context() as patch:
-        patch.setattr(VersionsView, "apply", failing)
+        patch.setattr(OperationsView, "apply", failing)
         with pytest.raises(LedgerError) as raised:
             ledger.progress(NAME, status_detail="compiling")
     assert raised.value.code == Code.UNAVAILABLE
@@ -67,7 +67,7 @@ def test_events_recorded_past_the_views_land_before_a_write_s_own(ledger: Ledger
     ledger.parts.app.save(Operation.create("operations/plain-save", now(), values))  # the views lag behind it
     ledger.create(NAME, verb="build")
     ledger.succeed(NAME)
-    assert ledger.view_lag() == {"operations": 0, "versions": 0}
+    assert ledger.view_lag() == {"operations": 0}
     assert ledger.get("operations/plain-save")["metadata"]["verb"] == "import"
     written = dump(ledger)
     ledger.replay()
@@ -161,14 +161,14 @@ def test_a_write_during_a_rebuild_swap_lands_in_the_swapped_in_views(
                 time.sleep(0.5)  # the swap keeps the views' rows locked meanwhile
 
         monkeypatch.setattr(ProjectionEngine, "_point_sql_view", slow_swap)
-        rebuild = threading.Thread(target=rebuilder.replay, args=(["versions"],))
+        rebuild = threading.Thread(target=rebuilder.replay, args=(["operations"],))
         rebuild.start()
         assert swapping.wait(10)
         time.sleep(0.1)
         writer.progress(NAME, status_detail="two")
         rebuild.join()
         monkeypatch.setattr(ProjectionEngine, "_point_sql_view", point)
-        assert writer.view_lag() == {"operations": 0, "versions": 0}
+        assert writer.view_lag() == {"operations": 0}
         assert writer.get(NAME, as_of=3)["metadata"]["statusDetail"] == "two"
         written = dump(writer)
         writer.replay()

@@ -28,7 +28,8 @@ from ledger.domain.operation import (
 )
 from ledger.domain.rendering import render_operation
 from ledger.domain.timestamps import Timestamp, parse_timestamp
-from ledger.projections.views import project, version_rows
+from ledger.projections.feeds import _interval as interval
+from ledger.projections.views import project
 from ledger.storage.codec import EventMapper, OrjsonTranscoder, decode_stored
 
 NAME = "operations/build-1"
@@ -195,7 +196,7 @@ def test_iam_policies_cover_prefixes_and_merge_bindings() -> None:
         parse_policy({"bindings": [{"role": "roles/owner", "members": ["user:a@x"]}]})
 
 
-def test_version_rows_close_each_interval_at_the_next_event() -> None:
+def test_intervals_close_at_the_next_event() -> None:
     op = _created()
     op.trigger(Progressed, T1, status_detail="a")
     op.trigger(Succeeded, T2, **commands.succeeded_values(None))
@@ -205,9 +206,10 @@ def test_version_rows_close_each_interval_at_the_next_event() -> None:
         assert landed is not None
         state, change = landed
         changes.append(change)
-    inserts, closes = version_rows(changes)
-    assert closes == []  # a whole history from version 1 closes its intervals in place
-    # version, valid_from_position, valid_to_position, valid_from_time, valid_to_time
-    assert [row[-5:-2] for row in inserts] == [[1, 10, 11], [2, 11, 12], [3, 12, None]]
-    _, closes = version_rows(changes[1:])
-    assert closes[0][:1] == (11,) and closes[0][2:] == (NAME, 1)
+
+    def spans(to: int) -> list[tuple[int, int | None]]:
+        rows = [row for version in (1, 2, 3) for row in interval(changes, version, to)]
+        return [(row["validFromPosition"], row["validToPosition"]) for row in rows]
+
+    assert spans(12) == [(10, 11), (11, 12), (12, None)]
+    assert spans(11) == [(10, 11), (11, None), (12, None)]  # an end after the range is left open

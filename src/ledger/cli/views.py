@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from ..application import Ledger
+from ..projections.views import VIEWS
 from .boundary import emit, emit_bytes, emit_lines, open_ledger
 
 FLAT_COLUMNS = ("name", "state", "verb", "target", "createTime", "endTime", "errorCode", "metadataType")
@@ -100,7 +101,7 @@ def _write_rows(rows: list[dict[str, Any]], fmt: str) -> None:
     "--projection",
     "projections",
     multiple=True,
-    type=click.Choice(["operations", "versions"]),
+    type=click.Choice(list(VIEWS)),
     help="Rebuild only this view (repeatable); default: every view.",
 )
 @click.option(
@@ -133,4 +134,4 @@ def replay(ctx: click.Context, projections: tuple[str, ...], batch_size: int) ->
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
-    emit({"replayed": list(projections) or ["operations", "versions"], "lag": ledger.view_lag()})
+    emit({"replayed": list(projections) or list(VIEWS), "lag": ledger.view_lag()})

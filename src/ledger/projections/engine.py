@@ -21,7 +21,7 @@ from ..domain.operation import Operation, OperationEvent
 from ..storage import log
 from ..storage.base import Cursor, Database, LogRow
 from ..storage.codec import decode_stored
-from .views import LAYOUT, VIEWS, Change, fits, project, sql_view
+from .views import LAYOUT, VIEWS, Change, fits, generation_table, project, sql_view
 
 PROJECTIONS_TABLE = "ledger_projections"
 CURRENT, BUILDING, RETIRED = "current", "building", "retired"
@@ -71,6 +71,11 @@ class ProjectionEngine:
                 self.d.sql(f"UPDATE {self._projections} SET role = ? WHERE role = ? AND layout < ?"),
                 (RETIRED, BUILDING, LAYOUT),
             )
+            # Views an earlier layout had and this one has not (layout 2's versions view) go.
+            known = ", ".join("?" * len(VIEWS))
+            cursor.execute(
+                self.d.sql(f"UPDATE {self._projections} SET role = ? WHERE view NOT IN ({known})"), (RETIRED, *VIEWS)
+            )
             cursor.execute(self.d.sql(f"SELECT view FROM {self._projections} WHERE role = ?"), (CURRENT,))
             existing = {row[0] for row in cursor.fetchall()}
             for name, view in VIEWS.items():
@@ -114,7 +119,7 @@ class ProjectionEngine:
         except PersistenceError:  # no tracking table yet, or one from before layouts
             return False
         current = {view for view, role, layout in rows if role == CURRENT and layout == LAYOUT}
-        return current == set(VIEWS) and all(role != RETIRED for _, role, _ in rows)
+        return current == set(VIEWS) and all(role != RETIRED and view in VIEWS for view, role, _ in rows)
 
     def not_a_ledger(self) -> str | None:
         """Why the database cannot be read as a ledger (None when it can), found without writing."""
@@ -161,7 +166,9 @@ class ProjectionEngine:
         with self.db.write() as cursor:
             cursor.execute(self.d.sql(f"SELECT view, generation FROM {self._projections} WHERE role = ?"), (RETIRED,))
             for name, generation in cursor.fetchall():
-                cursor.execute(f"DROP TABLE IF EXISTS {self.d.table(VIEWS[name].table(generation))}")
+                if name not in VIEWS:  # its SQL view went with it
+                    cursor.execute(f"DROP VIEW IF EXISTS {sql_view(self.d, name)}")
+                cursor.execute(f"DROP TABLE IF EXISTS {self.d.table(generation_table(name, generation))}")
                 cursor.execute(
                     self.d.sql(f"DELETE FROM {self._projections} WHERE view = ? AND generation = ?"), (name, generation)
                 )

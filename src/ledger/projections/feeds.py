@@ -1,15 +1,24 @@
-"""The views' rows as analytics feeds: operations whose latest event is in a range of positions, and
-state intervals that began or ended in one, in a stable order read a chunk at a time."""
+"""Analytics feeds: operations whose latest event is in a range of positions (the operations view's
+rows), and state intervals that began or ended in one (folded from the log), in a stable order read
+a chunk at a time."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
+from eventsourcing.persistence import Transcoder
+
+from ..domain.operation import State
 from ..domain.timestamps import format_timestamp
-from ..storage.base import Cursor, Dialect
-from .rows import stored_time
-from .views import sql_view
+from ..storage import log
+from ..storage.base import Cursor, Database, Dialect
+from . import history
+from .history import until_position
+from .rows import OPERATION_COLUMNS, stored_time
+from .views import Change, sql_view
+
+_AT = {column: OPERATION_COLUMNS.index(column) for column in OPERATION_COLUMNS}
 
 
 def _time(value: str | None) -> str | None:
@@ -17,7 +26,8 @@ def _time(value: str | None) -> str | None:
 
 
 def operations(cursor: Cursor, d: Dialect, since: int, to: int, chunk: int) -> Iterator[dict[str, Any]]:
-    """Operations whose latest event is in (since, to], as they are now, by position then name."""
+    """Operations whose latest event is in (since, to], as they are now, by position then name; a
+    deleted one is not there (its Deleted event is in the events feed)."""
     columns = "name, parent, state, verb, target, create_time, end_time, error_code, cancel_requested, "
     columns += "metadata_type, version, position"
     after = (since, "")
@@ -25,9 +35,9 @@ def operations(cursor: Cursor, d: Dialect, since: int, to: int, chunk: int) -> I
         cursor.execute(
             d.sql(
                 f"SELECT {columns} FROM {sql_view(d, 'operations')} WHERE position > ? AND position <= ? "
-                "AND (position > ? OR (position = ? AND name > ?)) ORDER BY position, name LIMIT ?"
+                "AND (position > ? OR (position = ? AND name > ?)) AND state <> ? ORDER BY position, name LIMIT ?"
             ),
-            (since, to, after[0], after[0], after[1], chunk),
+            (since, to, after[0], after[0], after[1], State.DELETED.value, chunk),
         )
         batch = cursor.fetchall()
         for name, parent, state, verb, target, created, ended, code, cancelled, kind, version, position in batch:
@@ -52,41 +62,50 @@ def operations(cursor: Cursor, d: Dialect, since: int, to: int, chunk: int) -> I
         after = (int(batch[-1][-1]), batch[-1][0])
 
 
-def intervals(cursor: Cursor, d: Dialect, since: int, to: int, chunk: int) -> Iterator[dict[str, Any]]:
-    """State intervals that began or ended in (since, to]; an end after `to` is left open."""
-    columns = "name, parent, version, state, verb, target, valid_from_time, valid_to_time, valid_from_position, "
-    columns += "valid_to_position, error_code, cancel_requested, metadata_type"
-    after = (-1, "", 0)  # an interval that began before `since` and ended after it is exported again, closed
-    touched = (
-        "((valid_from_position > ? AND valid_from_position <= ?) OR (valid_to_position > ? AND valid_to_position <= ?))"
-    )
-    while True:
-        cursor.execute(
-            d.sql(
-                f"SELECT {columns} FROM {sql_view(d, 'versions')} WHERE {touched} AND (valid_from_position > ? "
-                "OR (valid_from_position = ? AND (name > ? OR (name = ? AND version > ?)))) "
-                "ORDER BY valid_from_position, name, version LIMIT ?"
-            ),
-            (since, to, since, to, after[0], after[0], after[1], after[1], after[2], chunk),
-        )
-        batch = cursor.fetchall()
-        for name, parent, version, state, verb, target, start, end, start_at, end_at, code, cancelled, kind in batch:
-            yield {
-                "name": name,
-                "parent": parent,
-                "version": int(version),
-                "state": state,
-                "verb": verb,
-                "target": target,
-                "validFrom": _time(start),
-                "validTo": _time(end) if end_at is not None and int(end_at) <= to else None,
-                "validFromPosition": int(start_at),
-                "validToPosition": int(end_at) if end_at is not None and int(end_at) <= to else None,
-                "errorCode": code,
-                "cancelRequested": bool(cancelled),
-                "metadataType": kind,
-            }
-        if len(batch) < chunk:
+def intervals(
+    cursor: Cursor, db: Database, transcoder: Transcoder, since: int, to: int, chunk: int
+) -> Iterator[dict[str, Any]]:
+    """State intervals that began or ended in (since, to], by the position they began at; an end
+    after `to` is left open. Folded from the log, a chunk of its events at a time: an interval is the
+    state after one event, until the operation's next event (a deletion opens none)."""
+    # An interval that began before `since` and ends in the range is exported again, closed. Their
+    # starts are held at once: as many as the operations the range touches, none from position 0.
+    begun = log.closed_in(cursor, db, since, to) if since > 0 else []
+    for start in range(0, len(begun), chunk):
+        part = begun[start : start + chunk]
+        folded = history.changes_until(cursor, db, transcoder, sorted({n for _, n, _ in part}), until_position(to))
+        for _, name, version in part:
+            yield from _interval(folded.get(name, []), version, to)
+    after = since
+    while after < to:
+        events = log.read_after(cursor, db, after, chunk, upto=to)
+        if not events:
             return
-        name, _, version, *_, start_at, _, _, _, _ = batch[-1]
-        after = (int(start_at), name, int(version))
+        folded = history.changes_until(cursor, db, transcoder, sorted({e.name for e in events}), until_position(to))
+        for event in events:
+            yield from _interval(folded.get(event.name, []), int(event.version), to)
+        after = int(events[-1].position)
+
+
+def _interval(changes: list[Change], version: int, to: int) -> Iterator[dict[str, Any]]:
+    """The interval the operation's event `version` began (none for a deletion, or for an event its
+    fold did not reach), closed by the next event when that is at or before `to`."""
+    if len(changes) < version or changes[version - 1].deleted:
+        return
+    began, row = changes[version - 1], changes[version - 1].row
+    ended = changes[version] if len(changes) > version and changes[version].position <= to else None
+    yield {
+        "name": began.name,
+        "parent": row[_AT["parent"]],
+        "version": began.version,
+        "state": row[_AT["state"]],
+        "verb": row[_AT["verb"]],
+        "target": row[_AT["target"]],
+        "validFrom": _time(began.occurred_at),
+        "validTo": _time(ended.occurred_at) if ended else None,
+        "validFromPosition": began.position,
+        "validToPosition": ended.position if ended else None,
+        "errorCode": row[_AT["error_code"]],
+        "cancelRequested": bool(row[_AT["cancel_requested"]]),
+        "metadataType": row[_AT["metadata_type"]],
+    }

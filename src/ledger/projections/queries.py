@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,11 +14,13 @@ import orjson
 
 from ..domain.errors import Code, LedgerError, invalid
 from ..domain.names import validate_name
+from ..domain.operation import State
 from ..domain.timestamps import Timestamp
 from ..domain.values import MAX_POSITION
 from ..storage.base import Cursor, Dialect
-from .rows import COLUMNS, OPERATION_COLUMNS, sortable_time
-from .views import VersionsView, sql_view
+from . import history
+from .rows import OPERATION_COLUMNS, sortable_time
+from .views import ROW_KEYS, column_types, sql_view
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -59,26 +62,8 @@ def page_size(size: int) -> int:
 
 
 def operation_body(cursor: Cursor, d: Dialect, name: str) -> bytes | None:
-    cursor.execute(d.sql(f"SELECT body FROM {sql_view(d, 'operations')} WHERE name = ?"), (name,))
-    row = cursor.fetchone()
-    return _body(row[0]) if row else None
-
-
-def version_body(cursor: Cursor, d: Dialect, name: str, version: int) -> bytes | None:
-    cursor.execute(d.sql(f"SELECT body FROM {sql_view(d, 'versions')} WHERE name = ? AND version = ?"), (name, version))
-    row = cursor.fetchone()
-    return _body(row[0]) if row else None
-
-
-def body_as_of(cursor: Cursor, d: Dialect, name: str, at: Timestamp) -> bytes | None:
-    """The state after every event that occurred at or before `at`."""
-    when = sortable_time(at)
     cursor.execute(
-        d.sql(
-            f"SELECT body FROM {sql_view(d, 'versions')} WHERE name = ? AND valid_from_time <= ? "
-            "AND (valid_to_time IS NULL OR valid_to_time > ?)"
-        ),
-        (name, when, when),
+        d.sql(f"SELECT body FROM {sql_view(d, 'operations')} WHERE name = ? AND state <> ?"), (name, DELETED)
     )
     row = cursor.fetchone()
     return _body(row[0]) if row else None
@@ -86,6 +71,13 @@ def body_as_of(cursor: Cursor, d: Dialect, name: str, at: Timestamp) -> bytes | 
 
 # What a flat listing (csv, table) shows: the view's own columns, whatever the metadata convention.
 FLAT_COLUMNS = ("name", "state", "verb", "target", "create_time", "end_time", "error_code", "metadata_type")
+_AT = {column: OPERATION_COLUMNS.index(column) for column in FLAT_COLUMNS}
+_BODY = OPERATION_COLUMNS.index("body")
+_BEYOND = "(create_time < ? OR (create_time = ? AND name > ?))"  # after a page's last row, in page order
+DELETED = State.DELETED.value
+
+# The rows (OPERATION_COLUMNS) of the named operations that existed, undeleted, at a past point.
+PastRows = Callable[[list[str], history.Until], dict[str, tuple[Any, ...]]]
 
 
 @dataclass(frozen=True)
@@ -102,12 +94,15 @@ class Page:
         return out + b"}"
 
 
-def list_page(cursor: Cursor, d: Dialect, request: ListRequest, view_position: int) -> Page:
+def list_page(cursor: Cursor, d: Dialect, request: ListRequest, view_position: int, past: PastRows) -> Page:
     """One page of operations, newest createTime first, then by name.
 
     The first page reads the operations view, at `view_position`; the token carries that position, and
-    later pages read the versions view as of it, so a listing is one snapshot however long it is read:
-    an operation that changes, or appears, after the first page neither moves nor shows up.
+    later pages read the operations as they were there, so a listing is one snapshot however long it
+    is read: an operation that changes, or appears, after the first page neither moves nor shows up.
+    A page as of an earlier position or time reads each row that has not changed since as it stands
+    and folds the others back to that point from their events (`past`), then filters those with
+    the same condition.
     """
     # The filter language is loaded here, not at the top: `get` never needs it (start-up time of single commands).
     from .compiler import compile_filter
@@ -116,39 +111,75 @@ def list_page(cursor: Cursor, d: Dialect, request: ListRequest, view_position: i
     size = page_size(request.page_size)
     tree = parse_filter(request.filter)  # first: the token's binding holds the filter
     after = _decode_token(request.page_token, request.binding) if request.page_token else None
-    first = request.as_of is None and after is None  # the operations view, with its metadata column
-    condition = compile_filter(tree, d, metadata_column=first)
-    where, params = [condition.sql], list(condition.params)
-    if request.parent is not None:
-        where.append("parent = ?")
-        params.append(request.parent)
+    condition = compile_filter(tree, d, metadata_column=True)
     pinned = after[2] if after is not None else view_position
-    if request.as_of is not None:
-        table = sql_view(d, "versions")
-        at = sortable_time(request.as_of)
-        where.append("create_time <= ? AND valid_from_time <= ? AND (valid_to_time IS NULL OR valid_to_time > ?)")
-        params += [at, at, at]
-    elif after is None:
-        table = sql_view(d, "operations")
-    else:
-        table = sql_view(d, "versions")
-        where.append("valid_from_position <= ? AND (valid_to_position IS NULL OR valid_to_position > ?)")
-        params += [pinned, pinned]
-    if after is not None:
-        where.append("(create_time < ? OR (create_time = ? AND name > ?))")
-        params += [after[0], after[0], after[1]]
+    scope, scope_params = ["TRUE"], list[Any]()
+    if request.parent is not None:
+        scope.append("parent = ?")
+        scope_params.append(request.parent)
+    wanted, wanted_params = f"state <> ? AND {condition.sql}", [DELETED, *condition.params]
+    stands, stands_params, until = "1", list[Any](), None  # the present: every row as it stands
+    point: str | int
+    if request.as_of is not None or after is not None:
+        if request.as_of is not None:
+            at = sortable_time(request.as_of)
+            scope.append("create_time <= ?")
+            scope_params.append(at)
+            unchanged, point, until = "changed_time <= ?", at, history.until_time(at)
+        else:
+            unchanged, point, until = "position <= ?", pinned, history.until_position(pinned)
+        stands, stands_params = f"CASE WHEN {unchanged} THEN 1 ELSE 0 END", [point]
+        wanted, wanted_params = f"({unchanged} AND {wanted}) OR NOT {unchanged}", [point, *wanted_params, point]
+    found: list[tuple[bytes, dict[str, Any]]] = []
+    key = (after[0], after[1]) if after is not None else None
+    limit = size + 1
+    while len(found) <= size:
+        beyond, beyond_params = ("TRUE", []) if key is None else (_BEYOND, [key[0], key[0], key[1]])
+        cursor.execute(
+            d.sql(
+                f"SELECT body, {', '.join(FLAT_COLUMNS)}, {stands} FROM {sql_view(d, 'operations')} "
+                f"WHERE {' AND '.join(scope)} AND {beyond} AND ({wanted}) ORDER BY create_time DESC, name LIMIT ?"
+            ),
+            [*stands_params, *scope_params, *beyond_params, *wanted_params, limit],
+        )
+        rows = cursor.fetchall()
+        changed = [row[1] for row in rows if not row[-1]]
+        then = past(changed, until) if changed and until is not None else {}
+        matching = _matching(cursor, d, condition, list(then.values())) if then else set()
+        for row in rows:
+            if row[-1]:
+                found.append((_body(row[0]), dict(zip(FLAT_COLUMNS, row[1:-1], strict=True))))
+            elif row[1] in matching:
+                past_row = then[row[1]]
+                found.append((bytes(past_row[_BODY]), {c: past_row[_AT[c]] for c in FLAT_COLUMNS}))
+        if len(rows) < limit:
+            break
+        key = (rows[-1][1 + FLAT_COLUMNS.index("create_time")], rows[-1][1])
+        limit = min(limit * 2, MAX_PAGE_SIZE)  # rows that were otherwise then: read further at once
+    page, more = found[:size], len(found) > size
+    flat = [row for _, row in page]
+    token = _encode_token(flat[-1]["create_time"], flat[-1]["name"], request.binding, pinned) if more else ""
+    return Page([body for body, _ in page], flat, token)
+
+
+def _matching(cursor: Cursor, d: Dialect, condition: Any, rows: list[tuple[Any, ...]]) -> set[str]:
+    """The names of `rows` (OPERATION_COLUMNS) that meet `condition`, asked of the database itself so
+    that a folded row is filtered exactly as a stored one."""
+    one = "(" + ", ".join(_typed_placeholder(column_types(d)[c]) for c in OPERATION_COLUMNS) + ")"
     cursor.execute(
         d.sql(
-            f"SELECT body, {', '.join(FLAT_COLUMNS)} FROM {table} WHERE {' AND '.join(where)} "
-            "ORDER BY create_time DESC, name LIMIT ?"
+            f"WITH past ({', '.join(OPERATION_COLUMNS)}) AS (VALUES {', '.join([one] * len(rows))}) "
+            f"SELECT name FROM past WHERE {condition.sql}"
         ),
-        [*params, size + 1],
+        [*(value for row in rows for value in row), *condition.params],
     )
-    rows = cursor.fetchall()
-    page, more = rows[:size], len(rows) > size
-    flat = [dict(zip(FLAT_COLUMNS, row[1:], strict=True)) for row in page]
-    token = _encode_token(flat[-1]["create_time"], flat[-1]["name"], request.binding, pinned) if more else ""
-    return Page([_body(row[0]) for row in page], flat, token)
+    return {name for (name,) in cursor.fetchall()}
+
+
+def _typed_placeholder(column_type: str) -> str:
+    """A parameter of a column's type and collation (`TEXT COLLATE "C" NOT NULL`), for a VALUES row."""
+    kind, _, collation = column_type.removesuffix(" NOT NULL").partition(" COLLATE ")
+    return f"CAST(? AS {kind})" + (f" COLLATE {collation}" if collation else "")
 
 
 def _body(stored: Any) -> bytes:
@@ -188,23 +219,16 @@ def _decode_token(token: str, binding: str) -> tuple[str, str, int]:
 ViewRow = tuple[Any, ...]
 
 
-def view_rows(cursor: Cursor, d: Dialect, names: list[str]) -> tuple[dict[str, ViewRow], dict[str, list[ViewRow]]]:
-    """The operations view's row and the versions view's rows (by version) of each named operation."""
+def view_rows(cursor: Cursor, d: Dialect, names: list[str]) -> dict[str, ViewRow]:
+    """The operations view's row (OPERATION_COLUMNS, then ROW_KEYS) of each named operation."""
     operations: dict[str, ViewRow] = {}
-    versions: dict[str, list[ViewRow]] = {}
+    columns = ", ".join((*OPERATION_COLUMNS, *ROW_KEYS))
     for start in range(0, len(names), 500):
         part = names[start : start + 500]
         in_list, as_array = d.in_list("name", len(part))
-        params = (part,) if as_array else part
-        op_columns = ", ".join((*OPERATION_COLUMNS, "version", "position"))
-        cursor.execute(d.sql(f"SELECT {op_columns} FROM {sql_view(d, 'operations')} WHERE {in_list}"), params)
-        for row in cursor.fetchall():
-            operations[row[0]] = tuple(row)
-        version_columns = ", ".join((*COLUMNS, *VersionsView.KEYS))
         cursor.execute(
-            d.sql(f"SELECT {version_columns} FROM {sql_view(d, 'versions')} WHERE {in_list} ORDER BY name, version"),
-            params,
+            d.sql(f"SELECT {columns} FROM {sql_view(d, 'operations')} WHERE {in_list}"), (part,) if as_array else part
         )
         for row in cursor.fetchall():
-            versions.setdefault(row[0], []).append(tuple(row))
-    return operations, versions
+            operations[row[0]] = tuple(row)
+    return operations

@@ -1,4 +1,4 @@
-"""The two views and how a batch of changes lands in them.
+"""The operations view and how a batch of changes lands in it.
 
 Each view lives in generation tables (`ledger_operations_g3`), with a SQL view of the plain name
 (`ledger_operations`) over the current generation: a rebuild fills a new generation while readers
@@ -14,13 +14,20 @@ from typing import Any
 
 from ..domain.operation import Operation, OperationEvent, follows
 from ..storage.base import Cursor, Dialect
-from .rows import COLUMNS, OPERATION_COLUMNS, operation_row, sortable_time
+from .rows import OPERATION_COLUMNS, operation_row, sortable_time
 
 # The views' table layout, kept with each generation in the tracking table. 1: every row held its
 # metadata and response JSON twice (columns beside the body) and the operations view had twelve
 # indexes. 2: versions rows hold the body alone, operations rows the body and the metadata, and only
-# measured queries have indexes.
-LAYOUT = 2
+# measured queries have indexes. 3: no versions view (an operation's past states are folded from its
+# events, which the log keys by name and version already); the operations view keeps a deleted
+# operation as a row in state DELETED, and the time of each row's latest event, so that a page as
+# of an earlier position or time knows which rows it can read as they stand.
+LAYOUT = 3
+
+# What a row holds after the Operation's own columns: where its latest event is in the log and when
+# that event occurred (a sortable time).
+ROW_KEYS = ("version", "position", "changed_time")
 
 
 @dataclass(frozen=True)
@@ -31,10 +38,12 @@ class Change:
     name: str
     version: int
     occurred_at: str  # sortable time
-    row: tuple[Any, ...] | None  # None: the event deleted the operation
+    row: tuple[Any, ...]  # OPERATION_COLUMNS; a deleted operation's state is DELETED
+    deleted: bool
 
 
-def _column_types(d: Dialect) -> dict[str, str]:
+def column_types(d: Dialect) -> dict[str, str]:
+    """Each of OPERATION_COLUMNS with its SQL type on this backend."""
     return {
         "name": f"{d.text} NOT NULL",
         "parent": f"{d.text} NOT NULL",
@@ -53,8 +62,13 @@ def _column_types(d: Dialect) -> dict[str, str]:
     }
 
 
-def _values_placeholders(d: Dialect, columns: Sequence[str]) -> str:
+def values_placeholders(d: Dialect, columns: Sequence[str]) -> str:
     return ", ".join(d.json_placeholder if c == "metadata" else "?" for c in columns)
+
+
+def generation_table(view: str, generation: int) -> str:
+    """The table that holds one generation of a view (also of a view an earlier layout had)."""
+    return f"ledger_{view}_g{generation}"
 
 
 def sql_view(d: Dialect, name: str) -> str:
@@ -68,7 +82,7 @@ class View(ABC):
     name: str
 
     def table(self, generation: int) -> str:
-        return f"ledger_{self.name}_g{generation}"
+        return generation_table(self.name, generation)
 
     @abstractmethod
     def create_statements(self, d: Dialect, generation: int) -> list[str]:
@@ -88,16 +102,18 @@ class View(ABC):
 
 
 class OperationsView(View):
-    """One row per live operation: its current Operation JSON and every filterable column."""
+    """One row per operation: its current Operation JSON and every filterable column. A deleted
+    operation keeps its row in state DELETED, which reads of the present never show."""
 
     name = "operations"
 
     def create_statements(self, d: Dialect, generation: int) -> list[str]:
-        types = _column_types(d)
+        types = column_types(d)
         columns = ", ".join(f"{c} {types[c]}" for c in OPERATION_COLUMNS)
         return [
             f"CREATE TABLE IF NOT EXISTS {d.table(self.table(generation))} "
-            f"({columns}, version INTEGER NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (name))"
+            f"({columns}, version INTEGER NOT NULL, position BIGINT NOT NULL, changed_time {d.text} NOT NULL, "
+            "PRIMARY KEY (name))"
         ]
 
     def index_statements(self, d: Dialect, generation: int) -> list[str]:
@@ -120,65 +136,18 @@ class OperationsView(View):
         ]
 
     def apply(self, cursor: Cursor, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
-        upserts, deletes = operation_rows(changes)
-        table = d.table(self.table(generation))
-        if upserts:
-            columns = (*OPERATION_COLUMNS, "version", "position")
-            updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
-            cursor.executemany(
-                d.sql(
-                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_values_placeholders(d, columns)}) "
-                    f"ON CONFLICT (name) DO UPDATE SET {updates}"
-                ),
-                upserts,
-            )
-        if deletes:
-            cursor.executemany(d.sql(f"DELETE FROM {table} WHERE name = ?"), deletes)
+        columns = (*OPERATION_COLUMNS, *ROW_KEYS)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+        cursor.executemany(
+            d.sql(
+                f"INSERT INTO {d.table(self.table(generation))} ({', '.join(columns)}) "
+                f"VALUES ({values_placeholders(d, columns)}) ON CONFLICT (name) DO UPDATE SET {updates}"
+            ),
+            operation_rows(changes),
+        )
 
 
-class VersionsView(View):
-    """One row per state interval: valid from an event (position and time) until the next one."""
-
-    name = "versions"
-    KEYS = ("version", "valid_from_position", "valid_to_position", "valid_from_time", "valid_to_time")
-
-    def create_statements(self, d: Dialect, generation: int) -> list[str]:
-        types = _column_types(d)
-        columns = ", ".join(f"{c} {types[c]}" for c in COLUMNS)
-        return [
-            f"CREATE TABLE IF NOT EXISTS {d.table(self.table(generation))} ({columns}, "
-            f"version INTEGER NOT NULL, valid_from_position BIGINT NOT NULL, valid_to_position BIGINT, "
-            f"valid_from_time {d.text} NOT NULL, valid_to_time {d.text}, PRIMARY KEY (name, version))"
-        ]
-
-    def index_statements(self, d: Dialect, generation: int) -> list[str]:
-        order = "create_time DESC, name"
-        # Later pages of one collection (ListOperations with a parent, the call clients page through)
-        # read this view: without the parent index they walked the order index, 1 ms a page at 2,000
-        # operations against 0.03 ms with it.
-        return [
-            self._index(d, generation, "order", order),
-            self._index(d, generation, "parent", f"parent, {order}"),
-            self._index(d, generation, "from_position", "valid_from_position"),
-        ]
-
-    def apply(self, cursor: Cursor, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
-        inserts, closes = version_rows(changes)
-        table = d.table(self.table(generation))
-        if closes:
-            cursor.executemany(
-                d.sql(f"UPDATE {table} SET valid_to_position = ?, valid_to_time = ? WHERE name = ? AND version = ?"),
-                closes,
-            )
-        if inserts:
-            columns = (*COLUMNS, *self.KEYS)
-            cursor.executemany(
-                d.sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_values_placeholders(d, columns)})"),
-                inserts,
-            )
-
-
-VIEWS: dict[str, View] = {view.name: view for view in (OperationsView(), VersionsView())}
+VIEWS: dict[str, View] = {view.name: view for view in (OperationsView(),)}
 
 
 def project(op: Operation | None, event: OperationEvent | None, position: int) -> tuple[Operation, Change] | None:
@@ -192,8 +161,8 @@ def project(op: Operation | None, event: OperationEvent | None, position: int) -
     assert event is not None
     after = event.mutate(op)
     assert after is not None
-    row = None if after.deleted else operation_row(after)
-    return after, Change(position, after.name, event.originator_version, sortable_time(event.occurred_at), row)
+    occurred = sortable_time(event.occurred_at)
+    return after, Change(position, after.name, event.originator_version, occurred, operation_row(after), after.deleted)
 
 
 def fits(op: Operation | None, event: OperationEvent | None) -> bool:
@@ -201,35 +170,9 @@ def fits(op: Operation | None, event: OperationEvent | None) -> bool:
     return event is not None and follows(op, event)
 
 
-def operation_rows(changes: Sequence[Change]) -> tuple[list[tuple[Any, ...]], list[tuple[str]]]:
-    """The operations view after `changes`: rows to upsert (with version and position), names to delete."""
+def operation_rows(changes: Sequence[Change]) -> list[tuple[Any, ...]]:
+    """The operations view's rows after `changes` (OPERATION_COLUMNS, then ROW_KEYS), to upsert."""
     latest: dict[str, Change] = {}
     for change in changes:
         latest[change.name] = change
-    upserts = [(*c.row, c.version, c.position) for c in latest.values() if c.row is not None]
-    deletes = [(c.name,) for c in latest.values() if c.row is None]
-    return upserts, deletes
-
-
-# Where a versions row (COLUMNS, then VersionsView.KEYS) keeps the end of its interval.
-_VALID_TO_POSITION = len(COLUMNS) + VersionsView.KEYS.index("valid_to_position")
-_VALID_TO_TIME = len(COLUMNS) + VersionsView.KEYS.index("valid_to_time")
-
-
-def version_rows(changes: Sequence[Change]) -> tuple[list[list[Any]], list[tuple[Any, ...]]]:
-    """The versions view after `changes`: rows to insert, and closes (position, time, name, version) of
-    intervals opened before these changes. For a whole history from version 1 there are no closes."""
-    opened: dict[str, list[Any]] = {}
-    inserts: list[list[Any]] = []
-    closes: list[tuple[Any, ...]] = []
-    for change in changes:
-        previous = opened.pop(change.name, None)
-        if previous is not None:  # the interval began among these changes: close it in place
-            previous[_VALID_TO_POSITION], previous[_VALID_TO_TIME] = change.position, change.occurred_at
-        elif change.version > 1:
-            closes.append((change.position, change.occurred_at, change.name, change.version - 1))
-        if change.row is not None:
-            row = [*change.row[: len(COLUMNS)], change.version, change.position, None, change.occurred_at, None]
-            inserts.append(row)
-            opened[change.name] = row
-    return inserts, closes
+    return [(*c.row, c.version, c.position, c.occurred_at) for c in latest.values()]

@@ -63,6 +63,22 @@ def histories(cursor: Cursor, db: Database, names: Sequence[str]) -> list[LogRow
     return rows
 
 
+def closed_in(cursor: Cursor, db: Database, since: int, to: int) -> list[tuple[int, str, int]]:
+    """(position, name, version) of each event at or before `since` whose operation's next event is
+    in (since, to], by position: the states that began before a range of the log and ended in it."""
+    position = db.position_column
+    cursor.execute(
+        db.dialect.sql(
+            f"SELECT p.{position}, p.originator_id, p.originator_version FROM {db.events_table} e "
+            f"JOIN {db.events_table} p ON p.originator_id = e.originator_id "
+            "AND p.originator_version = e.originator_version - 1 "
+            f"WHERE e.{position} > ? AND e.{position} <= ? AND p.{position} <= ? ORDER BY p.{position}"
+        ),
+        (since, to, since),
+    )
+    return [(int(at), str(name), int(version)) for at, name, version in cursor.fetchall()]
+
+
 def latest_version(cursor: Cursor, db: Database, name: str) -> int:
     """The version of the operation's last event (0 when it has none)."""
     statement = f"SELECT MAX(originator_version) FROM {db.events_table} WHERE originator_id = ?"

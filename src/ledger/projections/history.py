@@ -1,0 +1,82 @@
+"""Past states, folded from the log. An operation's versions are its events: the log keys them by
+name and version already, so no view keeps a row per state; a read of the past folds the operation's
+few events instead, as the views fold them (`project`), and stops where the reader's point in time is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from eventsourcing.persistence import Transcoder
+
+from ..domain.operation import Operation
+from ..storage import log
+from ..storage.base import Cursor, Database
+from ..storage.codec import decode_stored
+from .views import Change, project
+
+# Where a read of the past stops: it takes the events the predicate admits, in version order, up to
+# the first it refuses.
+Until = Callable[[Change], bool]
+
+
+def until_version(version: int) -> Until:
+    return lambda change: change.version <= version
+
+
+def until_position(position: int) -> Until:
+    return lambda change: change.position <= position
+
+
+def until_time(sortable: str) -> Until:
+    """Every event that occurred at or before a time (sortable text, as the views store times)."""
+    return lambda change: change.occurred_at <= sortable
+
+
+def changes_until(
+    cursor: Cursor, db: Database, transcoder: Transcoder, names: Sequence[str], until: Until
+) -> dict[str, list[Change]]:
+    """Each named operation's Changes (one an event: its row, version, position and time) up to the
+    point `until` marks; an operation with no event there is left out.
+
+    Events the views cannot show (undecodable, out of sequence) end an operation's fold, as they end
+    the views' own."""
+    found: dict[str, list[Change]] = {}
+    name, state, stopped = None, None, True
+    for row in log.histories(cursor, db, names):
+        if row.name != name:
+            name, state, stopped = row.name, None, False
+        if stopped:
+            continue
+        landed = _landed(state, row, transcoder)
+        if landed is None or not until(landed[1]):
+            stopped = True
+            continue
+        state, change = landed
+        found.setdefault(row.name, []).append(change)
+    return found
+
+
+def past_changes(
+    cursor: Cursor, db: Database, transcoder: Transcoder, names: Sequence[str], until: Until
+) -> dict[str, Change]:
+    """Each named operation's state at the point `until` marks, as the Change of its last event there."""
+    return {name: changes[-1] for name, changes in changes_until(cursor, db, transcoder, names, until).items()}
+
+
+def _landed(state: Operation | None, row: Any, transcoder: Transcoder) -> tuple[Operation, Change] | None:
+    try:
+        event = decode_stored(row.name, row.version, row.topic, row.state, transcoder)
+        return project(state, event, int(row.position))
+    except Exception:  # undecodable or unfoldable: audit reports it; a read shows what came before
+        return None
+
+
+def past_rows(
+    cursor: Cursor, db: Database, transcoder: Transcoder, names: Sequence[str], until: Until
+) -> dict[str, tuple[Any, ...]]:
+    """The operations view's row (OPERATION_COLUMNS) of each named operation that existed, and was
+    not deleted, at the point `until` marks."""
+    changes = past_changes(cursor, db, transcoder, names, until)
+    return {name: change.row for name, change in changes.items() if not change.deleted}
