@@ -41,7 +41,7 @@ def ledger_ingest(url: str, lines: Path) -> int:
     with Ledger.open(url) as lg, open(lines, "rb") as source:
         summary = lg.ingest(source)
         assert summary["rejected"] == 0
-        assert lg.view_lag() == {"operations": 0, "versions": 0}  # views current at the end
+        assert set(lg.view_lag().values()) == {0}  # views current at the end
         return int(summary["recorded"])
 
 

@@ -104,7 +104,7 @@ def reads(lg: Ledger, samples: int) -> dict[str, Any]:
     out["list"]["one parent, done = true"] = latency(
         lambda: lg.list_json(next(parents), filter="done = true", page_size=50), 200
     )
-    # Later pages read the versions view as of the first page's position; the first page is short so
+    # Later pages read the operations as they were at the first page's position; the first page is short so
     # that small stores have a second one too.
     firsts = {p: orjson.loads(lg.list_json(p, page_size=5)) for p in {next(parents) for _ in range(50)}}
     tokens = cycle([(p, first["nextPageToken"]) for p, first in firsts.items() if "nextPageToken" in first])

@@ -127,7 +127,7 @@ class Ledger:
         if not create and not backend.exists():
             raise LedgerError(Code.UNAVAILABLE, f"no ledger at {backend.redacted_url}; run `ledger init` first")
         store = Store(backend)
-        engine = ProjectionEngine(store.db, store.transcoder)
+        engine = ProjectionEngine(store.db, store.transcoder, url=backend.url)
         with translated_errors(backend):
             if not create and _readable(store, engine):
                 return cls(store, engine)

@@ -18,6 +18,7 @@ import pytest
 from ledger import Code, Ledger, LedgerError
 from ledger.domain.operation import Operation, Progressed, Succeeded
 from ledger.domain.timestamps import parse_timestamp
+from ledger.projections import sharded
 from ledger.storage.postgres import PostgresDialect
 
 from ..support import PG_DSN, drop_schema, needs_postgres, with_schema
@@ -342,3 +343,31 @@ def test_later_pages_read_changed_operations_as_they_were_at_the_first(ledger: L
     assert listed == whole and len(whole) == 8
     now = [op["name"] for op in ledger.list(filter=query, page_size=100)["operations"]]
     assert now == [f"projects/p/operations/op-{i}" for i in (7, 6, 5, 1, 0)] + ["projects/p/operations/late"]
+
+
+def test_a_large_replay_is_folded_by_shards_in_processes_of_their_own(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sharded by operation name across two processes, a rebuild writes what one process writes,
+    in batches of the given size, and tells of every event."""
+    fills: list[int] = []
+    fill = sharded.fill
+    monkeypatch.setattr(sharded, "SHARDED_FROM", 1)
+    monkeypatch.setattr(sharded, "usable_cores", lambda: 2)
+
+    def counted(*args: Any) -> None:
+        fills.append(args[-1])
+        fill(*args)
+
+    monkeypatch.setattr(sharded, "fill", counted)
+    with Ledger.open(ledger_url) as lg:
+        bulk_record(lg, 300)
+        lg.delete("projects/bulk0/operations/op-00007")  # done, then deleted
+        lg.fail("projects/bulk1/operations/op-00015", code=9)  # running, then failed
+        before, events = dump(lg), lg.parts.engine.positions()["operations"]
+        told: list[int] = []
+        lg.replay(progress=told.append, batch_size=64)
+        assert fills == [2]
+        assert dump(lg) == before
+        assert sum(told) == events and max(told) <= 64
+        assert lg.audit()["findings"] == []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from eventsourcing.persistence import PersistenceError, Transcoder
 
@@ -21,7 +22,8 @@ from ..domain.operation import Operation, OperationEvent
 from ..storage import log
 from ..storage.base import Cursor, Database, LogRow
 from ..storage.codec import decode_stored
-from .views import LAYOUT, VIEWS, Change, fits, generation_table, project, sql_view
+from . import sharded
+from .views import LAYOUT, VIEWS, Change, fits, generation_table, project, rendered, sql_view
 
 PROJECTIONS_TABLE = "ledger_projections"
 CURRENT, BUILDING, RETIRED = "current", "building", "retired"
@@ -40,8 +42,11 @@ class Target:
 
 
 class ProjectionEngine:
-    def __init__(self, db: Database, transcoder: Transcoder, batch_size: int = BATCH_SIZE) -> None:
+    def __init__(
+        self, db: Database, transcoder: Transcoder, batch_size: int = BATCH_SIZE, url: str | None = None
+    ) -> None:
         self.db, self.d = db, db.dialect
+        self.url = url  # where other processes reach the same database: a large rebuild is sharded
         self.transcoder = transcoder
         self.batch_size = batch_size
         self._states: dict[str, Operation] = {}  # the log's latest state of recently seen operations
@@ -226,7 +231,7 @@ class ProjectionEngine:
                 records = self._read_log(cursor, start)
                 if not records:
                     return 0
-                changes = self._fold(cursor, records)
+                changes = self.fold(cursor, records)
                 for target in targets:
                     mine = [c for c in changes if c.position > target.position]
                     if mine:
@@ -273,7 +278,7 @@ class ProjectionEngine:
         for op in ops:
             state = op.saved.copy() if op.saved else None  # a copy to fold: the caller keeps `op`
             for event in op.pending:
-                landed = project(state, event, next(at))
+                landed = project(state, event, next(at), render=False)
                 if landed is None:  # not a sequence the views can show: leave it to catch-up
                     return None
                 state, change = landed
@@ -282,7 +287,7 @@ class ProjectionEngine:
                 states[op.name] = state
         if not changes:
             return states
-        changes.sort(key=lambda change: change.position)
+        changes = sorted(rendered(changes, states), key=lambda change: change.position)
         for target in targets:
             VIEWS[target.view].apply(cursor, self.d, target.generation, changes)
         self._move(cursor, targets, changes[-1].position)
@@ -316,7 +321,7 @@ class ProjectionEngine:
     def _read_log(self, cursor: Cursor, after: int) -> list[LogRow]:
         return log.read_after(cursor, self.db, after, self.batch_size)
 
-    def _fold(self, cursor: Cursor, records: Sequence[LogRow]) -> list[Change]:
+    def fold(self, cursor: Cursor, records: Sequence[LogRow]) -> list[Change]:
         """Each record as a Change, folding from the operation's state before the batch."""
         first_version: dict[str, int] = {}
         for _, name, version, _, _ in records:
@@ -330,18 +335,27 @@ class ProjectionEngine:
             self._load_states(cursor, missing, first_version)
         if len(self._states) > _CACHE_LIMIT:
             self._states = {name: self._states[name] for name in first_version if name in self._states}
-        changes = []
+        changes: list[Change] = []
+        broken: dict[str, Operation] = {}  # the states before an event that failed half way
         for position, name, version, topic, state in records:
             before = self._states.get(name) if version > 1 else None
             try:
-                landed = project(before, self._decode(name, version, topic, state), position)
+                landed = project(before, self._decode(name, version, topic, state), position, render=False)
             except Exception:
-                self._states.pop(name, None)  # it may have changed the cached state half way
+                self._states.pop(name, None)  # it changed the cached state half way: fold it again
+                if changes and any(c.name == name for c in changes):
+                    broken[name] = self._refold(cursor, name, version)
                 continue
             if landed is not None:
                 self._states[name], change = landed
                 changes.append(change)
-        return changes
+        # Rows are rendered once an operation, from its state at the end of the batch.
+        return rendered(changes, {**self._states, **broken})
+
+    def _refold(self, cursor: Cursor, name: str, version: int) -> Operation:
+        """The operation's state before `version`, folded from the log again."""
+        self._load_states(cursor, [name], {name: version})
+        return self._states.pop(name)
 
     def _load_states(self, cursor: Cursor, names: list[str], first_version: dict[str, int]) -> None:
         for _, name, version, topic, state in log.histories(cursor, self.db, names):
@@ -387,7 +401,8 @@ class ProjectionEngine:
         self._states.clear()
         usual, self.batch_size = self.batch_size, batch_size or self.batch_size
         try:
-            self.catch_up(BUILDING, progress)
+            self._fill_sharded(targets, progress)
+            self.catch_up(BUILDING, progress)  # what the shards left, or everything in one process
         finally:
             self.batch_size = usual
         for target in targets:
@@ -399,6 +414,28 @@ class ProjectionEngine:
                 cursor.execute(f"ANALYZE {self.d.table(view.table(target.generation))}")
         self._swap(views)
         self._drop_retired()
+
+    def _fill_sharded(self, targets: Sequence[Target], progress: Progress | None) -> None:
+        """Fold a large log into the building views in a process a core (see `sharded`), up to the
+        log's end now; the caller's catch-up then takes what came after."""
+        cores = sharded.usable_cores()
+        if self.url is None or cores < 2:
+            return
+        with self.db.read() as cursor:
+            end = self.log_end(cursor)
+        for target in targets:
+            if end - target.position >= sharded.SHARDED_FROM:
+                sharded.fill(self, self.url, target.view, target.generation, target.position, end, progress, cores)
+
+    def write_building(self, view: str, generation: int, rows: list[tuple[Any, ...]], position: int) -> None:
+        """Write rows a shard made for a building generation, and its position, in one transaction:
+        only rows past the position it has (a rerun after a kill may fold a batch again)."""
+        with self.db.write() as cursor:
+            for target in self._lock_targets(cursor, BUILDING):
+                if (target.view, target.generation) == (view, generation) and position > target.position:
+                    kind = VIEWS[view]
+                    kind.write(cursor, self.d, generation, [r for r in rows if kind.position_of(r) > target.position])
+                    self._move(cursor, [target], position)
 
     def _start_building(self, views: Sequence[str]) -> list[Target]:
         with self.db.write() as cursor:

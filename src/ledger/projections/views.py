@@ -8,8 +8,8 @@ keep the old one, then one transaction points the SQL view at the new tables.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..domain.operation import Operation, OperationEvent, follows
@@ -93,8 +93,20 @@ class View(ABC):
         """Secondary indexes, each `IF NOT EXISTS` so that an interrupted rebuild can rerun them."""
 
     @abstractmethod
+    def rows(self, changes: Sequence[Change]) -> list[tuple[Any, ...]]:
+        """The rows a batch of changes (in log order) writes: pure, so that other processes can make them."""
+
+    @abstractmethod
+    def write(self, cursor: Cursor, d: Dialect, generation: int, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Write rows made by `rows` from changes all after this view's position."""
+
     def apply(self, cursor: Cursor, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
         """Write a batch of changes (all after this view's position, in log order)."""
+        self.write(cursor, d, generation, self.rows(changes))
+
+    @abstractmethod
+    def position_of(self, row: tuple[Any, ...]) -> int:
+        """The log position of the latest event a row shows."""
 
     def _index(self, d: Dialect, generation: int, suffix: str, columns: str) -> str:
         table = self.table(generation)
@@ -135,7 +147,10 @@ class OperationsView(View):
             self._index(d, generation, "position", "position"),  # incremental exports of operations
         ]
 
-    def apply(self, cursor: Cursor, d: Dialect, generation: int, changes: Sequence[Change]) -> None:
+    def rows(self, changes: Sequence[Change]) -> list[tuple[Any, ...]]:
+        return operation_rows(changes)
+
+    def write(self, cursor: Cursor, d: Dialect, generation: int, rows: Sequence[tuple[Any, ...]]) -> None:
         columns = (*OPERATION_COLUMNS, *ROW_KEYS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
         cursor.executemany(
@@ -143,18 +158,26 @@ class OperationsView(View):
                 f"INSERT INTO {d.table(self.table(generation))} ({', '.join(columns)}) "
                 f"VALUES ({values_placeholders(d, columns)}) ON CONFLICT (name) DO UPDATE SET {updates}"
             ),
-            operation_rows(changes),
+            rows,
         )
+
+    def position_of(self, row: tuple[Any, ...]) -> int:
+        return int(row[len(OPERATION_COLUMNS) + ROW_KEYS.index("position")])
 
 
 VIEWS: dict[str, View] = {view.name: view for view in (OperationsView(),)}
 
 
-def project(op: Operation | None, event: OperationEvent | None, position: int) -> tuple[Operation, Change] | None:
+def project(
+    op: Operation | None, event: OperationEvent | None, position: int, render: bool = True
+) -> tuple[Operation, Change] | None:
     """How one stored event lands in the views, from the operation's state before it.
 
     None when the views cannot show it: undecodable, or out of sequence (no Created first, a version
     skipped). Such events are audit's to report; rule-breaking events that do fit are shown.
+    `render=False` leaves the Change's row empty, for a fold that renders only the last state of each
+    operation (`rendered`): the state is mutated in place, so a row must be rendered before the next
+    event lands.
     """
     if not fits(op, event):
         return None
@@ -162,7 +185,17 @@ def project(op: Operation | None, event: OperationEvent | None, position: int) -
     after = event.mutate(op)
     assert after is not None
     occurred = sortable_time(event.occurred_at)
-    return after, Change(position, after.name, event.originator_version, occurred, operation_row(after), after.deleted)
+    row = operation_row(after) if render else ()
+    return after, Change(position, after.name, event.originator_version, occurred, row, after.deleted)
+
+
+def rendered(changes: Sequence[Change], states: Mapping[str, Operation]) -> list[Change]:
+    """The last change of each operation among `changes` (a batch folded without rendering), with
+    its row rendered from the operation's state after the batch: all that a batch writes."""
+    last: dict[str, Change] = {}
+    for change in changes:
+        last[change.name] = change
+    return [replace(change, row=operation_row(states[change.name])) for change in last.values()]
 
 
 def fits(op: Operation | None, event: OperationEvent | None) -> bool:
