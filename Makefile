@@ -45,6 +45,7 @@ bench: $(READY)
 		$(BENCH)/ingest.py --backend $$backend --events 1000000 --out bench/results/ingest-$$backend.json && \
 		$(BENCH)/ingest.py --backend $$backend --events 400000 --out bench/results/ingest-$$backend-100k.json && \
 		$(BENCH)/ingest.py --backend $$backend --events 40000 --out bench/results/ingest-$$backend-10k.json && \
+		$(BENCH)/lean.py --backend $$backend --operations 1000000 --out bench/results/lean-$$backend-1m.json && \
 		$(BENCH)/lean.py --backend $$backend --operations 100000 --out bench/results/lean-$$backend-100k.json && \
 		$(BENCH)/lean.py --backend $$backend --operations 10000 --out bench/results/lean-$$backend-10k.json && \
 		$(BENCH)/commands.py --backend $$backend --operations 10000 --out bench/results/commands-$$backend.json && \
@@ -64,7 +65,7 @@ bench-quick: $(READY)
 	$(BIN)/python bench/ingest.py --backend sqlite --events 20000 --out .bench-quick/ingest-sqlite.json >/dev/null
 	$(BIN)/python bench/commands.py --backend sqlite --operations 1000 --rounds 100 --processes 5 --out .bench-quick/commands-sqlite.json >/dev/null
 	$(BIN)/python bench/serve.py --backend sqlite --seconds 5 --out .bench-quick/serve-sqlite.json >/dev/null
-	$(BIN)/python bench/lean.py --backend sqlite --operations 2000 --samples 300 --out .bench-quick/lean-sqlite.json >/dev/null
+	$(BIN)/python bench/lean.py --backend sqlite --operations 2000 --samples 300 --out .bench-quick/lean-sqlite-2k.json >/dev/null
 	$(BIN)/python bench/serve_grpc.py --backend sqlite --seconds 5 --out .bench-quick/serve-grpc-sqlite.json >/dev/null
 	$(BIN)/python bench/ui.py --backend sqlite --operations 1000 --rounds 3 --out .bench-quick/ui-sqlite.json >/dev/null
 	$(BIN)/python bench/collect.py --backend sqlite --operations 500 --steady 5 --out .bench-quick/collect-sqlite.json >/dev/null

@@ -2,7 +2,7 @@
 events: the store's bytes on disk against the events' own JSON, `ledger ingest` against plain
 eventsourcing saving 100 operations a `save` and against a raw insert of the same stored rows,
 replay against a raw read + orjson decode of the same rows, get and filtered list latency, and the
-peak memory of replay and audit (each in a process of its own).
+peak memory of replay, audit and an export of intervals (each in a process of its own).
 
     python bench/lean.py --backend sqlite --operations 100000 --out bench/results/lean-sqlite-100k.json
 """
@@ -28,6 +28,7 @@ from views import FILTERS, raw_read
 from views import timed as latency
 
 from ledger import Ledger
+from ledger.projections.sharded import usable_cores
 from ledger.simulate import simulate_lines
 
 TARGETS = {
@@ -67,16 +68,22 @@ def store_bytes(lg: Ledger) -> dict[str, int]:
 # process: a child spawned straight from here starts in this process's memory (Linux keeps that
 # high-water mark across exec), which once made a 100 MB replay read as 425 MB beside the raw read's
 # buffered rows.
+# A rebuild's shards are children of the command: their peak (the largest child's) is reported too,
+# and counted once a shard, as they run side by side.
 _MEASURED = (
     "import atexit, resource, sys\n"
-    "atexit.register(lambda: sys.stderr.write(f'peak_rss_kb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n'))\n"
+    "def peaks():\n"
+    "    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+    "    sys.stderr.write(f'peak_rss_kb={own} {child}\\n')\n"
+    "atexit.register(peaks)\n"
     "from ledger.cli import main\n"
     "main()\n"
 )
 
 
 def in_own_process(url: str, *command: str) -> tuple[float, int]:
-    """Seconds and peak RSS (MB) of one `ledger` command run in a fresh process."""
+    """Seconds and peak RSS (MB) of one `ledger` command run in a fresh process, with its children's."""
     started = time.perf_counter()
     done = subprocess.run(
         ["/bin/sh", "-c", '"$@"; exit $?', "sh", sys.executable, "-c", _MEASURED, "--db", url, *command],
@@ -87,7 +94,9 @@ def in_own_process(url: str, *command: str) -> tuple[float, int]:
     )
     seconds = time.perf_counter() - started
     peak = [line for line in done.stderr.splitlines() if line.startswith("peak_rss_kb=")][-1]
-    return seconds, round(int(peak.split("=")[1]) / 1024)
+    own, child = (int(kb) for kb in peak.split("=")[1].split())
+    shards = usable_cores() if child else 0
+    return seconds, round((own + shards * child) / 1024)
 
 
 def reads(lg: Ledger, samples: int) -> dict[str, Any]:
@@ -148,17 +157,30 @@ def main() -> None:
                     "event_json_bytes_per_event": round(event_json / events),
                     "by_table": sizes,
                 }
+            # Reads are measured on the replayed store: a replay (and the migration of an older
+            # store) leaves planner statistics behind, which change the plans reads get.
+            replay_s, replay_rss = in_own_process(url, "replay")
+            with Ledger.open(url) as lg:
+                replayed = store_bytes(lg)
+                result["store"]["after_replay"] = {
+                    "bytes": sum(replayed.values()),
+                    "bytes_per_event": round(sum(replayed.values()) / events),
+                    "by_table": replayed,
+                }
                 result["reads"] = reads(lg, args.samples)
                 count, read_s = raw_read(lg)
-            replay_s, replay_rss = in_own_process(url, "replay")
             audit_s, audit_rss = in_own_process(url, "audit")
-            audit_rss = max(replay_rss, audit_rss)
+            exported = lines.with_suffix(".intervals.jsonl")
+            export_s, export_rss = in_own_process(url, "export", "--what", "intervals", "--out", str(exported))
+            exported.unlink(missing_ok=True)
+            audit_rss = max(replay_rss, audit_rss, export_rss)
             result["replay"] = {
                 "events_per_s": round(events / replay_s),
                 "raw_read_decode_rows_per_s": round(count / read_s),
                 "peak_rss_mb": replay_rss,
             }
             result["audit"] = {"events_per_s": round(events / audit_s), "peak_rss_mb_replay_and_audit": audit_rss}
+            result["export_intervals"] = {"events_per_s": round(events / export_s), "peak_rss_mb": export_rss}
         print(orjson.dumps(result["ledger_ingest"]).decode(), file=sys.stderr)
         with fresh_store(args.backend) as url:
             result["eventsourcing_100_per_save"] = timed(partial(eventsourcing_saves, url, args.operations, 100))
@@ -171,6 +193,7 @@ def main() -> None:
     lists = result["reads"]["list"]
     result["figures"] = {
         "store_to_event_json": round(result["store"]["bytes"] / event_json, 2),
+        "replayed_store_to_event_json": round(result["store"]["after_replay"]["bytes"] / event_json, 2),
         "ingest_to_eventsourcing_100_per_save": round(
             result["ledger_ingest"]["events_per_s"] / result["eventsourcing_100_per_save"]["events_per_s"], 2
         ),

@@ -15,7 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt
-from report import LEAN_RUNS, RESULTS, load, scaling_points
+from report import RESULTS, lean_runs, scaling_points
 
 COLORS = {"sqlite": "tab:blue", "postgresql": "tab:orange"}
 
@@ -58,7 +58,11 @@ def plot(points: dict[str, list[dict[str, Any]]], out: Path) -> None:
 
 def plot_lean(results: Path, out: Path) -> None:
     """Bytes on disk an event, by what holds them, for each bench/lean.py run, against the 3x target."""
-    runs = [(name, r) for name, r in ((name, load(results, name)) for name in LEAN_RUNS) if r]
+    runs = [
+        (f"{r['backend']}\n{label.replace(', ', chr(10))}", r)
+        for b in ("sqlite", "postgresql")
+        for label, r in lean_runs(results, b)
+    ]
     if not runs:
         return
     groups = ("events", "operations view", "versions view", "other")
@@ -70,8 +74,8 @@ def plot_lean(results: Path, out: Path) -> None:
             return "operations view"
         return "events" if "events" in table else "other"
 
-    figure, axes = plt.subplots(figsize=(10, 4.5))
-    labels = [f"{r['backend']}\n{r['operations']:,}" + ("\nlayout 1" if "layout1" in name else "") for name, r in runs]
+    figure, axes = plt.subplots(figsize=(max(10, 1.1 * len(runs)), 4.8))
+    labels = [label for label, _ in runs]
     bottoms = [0.0] * len(runs)
     for kind in groups:
         heights = [

@@ -124,36 +124,38 @@ def ingest_section(out: list[str], results: Path) -> None:
     out += [""] + [f"- {r['backend']}: {provenance(r)}" for r in runs] + [""]
 
 
-LEAN_RUNS = (
-    "lean-sqlite",  # `make bench-quick`
-    "lean-layout1-sqlite-10k",
-    "lean-sqlite-10k",
-    "lean-layout1-sqlite-100k",
-    "lean-sqlite-100k",
-    "lean-sqlite-1m",
-    "lean-layout1-postgresql-10k",
-    "lean-postgresql-10k",
-    "lean-layout1-postgresql-100k",
-    "lean-postgresql-100k",
-    "lean-postgresql-1m",
-)
+# bench/lean.py runs: `lean-{backend}-{size}` is the current layout; `lean-layout{N}-...` ran the
+# code of an earlier layout, kept to compare with.
+LEAN_SIZES = ("2k", "10k", "100k", "1m")  # 2k: `make bench-quick`
+LEAN_LAYOUTS = {"lean-layout1": "layout 1", "lean-layout2": "layout 2", "lean": "layout 3"}
+
+
+def lean_runs(results: Path, backend: str) -> list[tuple[str, dict[str, Any]]]:
+    """(label, result) of each lean run of a backend, by size and then layout."""
+    runs = []
+    for size in LEAN_SIZES:
+        for prefix, layout in LEAN_LAYOUTS.items():
+            result = load(results, f"{prefix}-{backend}-{size}")
+            if result:
+                runs.append((f"{result['operations']:,}, {layout}", result))
+    return runs
 
 
 def lean_section(out: list[str], results: Path) -> None:
     """bench/lean.py: each target of the lean views beside the peer and the floor of the same run."""
-    runs = [(name, r) for name, r in ((name, load(results, name)) for name in LEAN_RUNS) if r]
-    if not runs:
+    backends = [(backend, lean_runs(results, backend)) for backend in ("sqlite", "postgresql")]
+    if not any(runs for _, runs in backends):
         return
     out += ["## Lean views: size, ingest, replay and reads against their targets", ""]
     out += [
-        "Each column is one run of `bench/lean.py` on one fresh store; `layout 1` columns ran the code",
-        "before the lean views (each row holding its metadata and response JSON twice, twelve indexes).",
+        "Each column is one run of `bench/lean.py` on one fresh store (reads are measured after the",
+        "replay in layout 3, before it in the earlier runs). Layout 1 is the code before the",
+        "lean views (each row holding its metadata and response JSON twice, twelve indexes); layout 2",
+        "dropped those copies and four indexes; layout 3, the current one, has no versions view (past",
+        "states are folded from the log), renders a row once an operation a batch, and folds a large",
+        "rebuild in a process a core.",
         "",
     ]
-
-    def label(name: str, r: dict[str, Any]) -> str:
-        return f"{r['backend']}, {r['operations']:,}" + (", layout 1" if "layout1" in name else "")
-
     rows: list[tuple[str, Any]] = [
         (
             "events (their JSON, bytes each)",
@@ -161,6 +163,10 @@ def lean_section(out: list[str], results: Path) -> None:
         ),
         ("store on disk, bytes an event", lambda r: f"{r['store']['bytes_per_event']:,}"),
         ("**store / events' JSON** (target ≤ 3)", lambda r: f"**{r['figures']['store_to_event_json']}x**"),
+        (
+            "the same after `ledger replay` (indexes built last)",
+            lambda r: f"{r['figures']['replayed_store_to_event_json']}x" if "after_replay" in r["store"] else "-",
+        ),
         ("ledger ingest, events/s", lambda r: f"{r['ledger_ingest']['events_per_s']:,}"),
         ("eventsourcing, 100 a save, events/s", lambda r: f"{r['eventsourcing_100_per_save']['events_per_s']:,}"),
         ("raw insert, events/s", lambda r: f"{r['raw_insert']['events_per_s']:,}"),
@@ -171,32 +177,48 @@ def lean_section(out: list[str], results: Path) -> None:
         ("replay, events/s", lambda r: f"{r['replay']['events_per_s']:,}"),
         ("raw read + decode, rows/s", lambda r: f"{r['replay']['raw_read_decode_rows_per_s']:,}"),
         ("**replay / raw** (target ≥ 0.15)", lambda r: f"**{r['figures']['replay_to_raw_read_decode']}x**"),
+        ("audit, events/s", lambda r: f"{r['audit']['events_per_s']:,}"),
+        (
+            "export of intervals, events/s",
+            lambda r: f"{r['export_intervals']['events_per_s']:,}" if "export_intervals" in r else "-",
+        ),
         (
             "get p50 / p99 ms (target p99 < 1)",
             lambda r: f"{r['reads']['get']['p50_ms']} / {r['reads']['get']['p99_ms']}",
         ),
         ("worst list page p99 ms (target < 10)", lambda r: f"{r['figures']['worst_list_p99_ms']}"),
-        ("peak RSS of replay, audit, MB (target < 256)", lambda r: f"{r['figures']['peak_rss_mb']}"),
+        ("peak RSS of replay, audit, export, MB (target < 256)", lambda r: f"{r['figures']['peak_rss_mb']}"),
     ]
-    out += ["| | " + " | ".join(label(name, r) for name, r in runs) + " |", "|---|" + "---|" * len(runs)]
-    for title, cell in rows:
-        out.append(f"| {title} | " + " | ".join(cell(r) for _, r in runs) + " |")
-    out += ["", "List pages, p50 / p99 ms:", ""]
-    filters = list(runs[-1][1]["reads"]["list"])
-    out += ["| filter | " + " | ".join(label(name, r) for name, r in runs) + " |", "|---|" + "---|" * len(runs)]
-    for key in filters:
-        cells = []
-        for _, r in runs:
-            entry = r["reads"]["list"].get(key)
-            cells.append(f"{entry['p50_ms']} / {entry['p99_ms']}" if entry else "-")
-        out.append(f"| {key} | " + " | ".join(cells) + " |")
-    out += ["", "![bytes on disk per event by what holds them, against the 3x target](lean.png)"]
-    out += ["", "Largest tables and indexes, MB (the views' generation suffix dropped):", ""]
-    for name, r in runs:
-        largest = list(r["store"]["by_table"].items())[:6]
-        listed = ", ".join(f"{table.replace('_g1', '')} {size / 1e6:.1f}" for table, size in largest)
-        out.append(f"- {label(name, r)}: {listed}")
-    out += [""] + [f"- {label(name, r)}: {provenance(r)}" for name, r in runs] + [""]
+    for backend, runs in backends:
+        if not runs:
+            continue
+        out += [f"### {backend}", ""]
+        out += ["| | " + " | ".join(label for label, _ in runs) + " |", "|---|" + "---|" * len(runs)]
+        for title, cell in rows:
+            out.append(f"| {title} | " + " | ".join(cell(r) for _, r in runs) + " |")
+        current = [r for label, r in runs if label.endswith(LEAN_LAYOUTS["lean"])]
+        if len(current) > 1:
+            rates = [r["ledger_ingest"]["events_per_s"] for r in current]
+            sizes = ", ".join(
+                f"{r['operations']:,}: {rate / rates[0]:.2f}" for r, rate in zip(current, rates, strict=True)
+            )
+            out += ["", f"Ingest rate of the current layout against its 10k run (target: within 20 %): {sizes}."]
+        out += ["", "List pages, p50 / p99 ms:", ""]
+        filters = list(runs[-1][1]["reads"]["list"])
+        out += ["| filter | " + " | ".join(label for label, _ in runs) + " |", "|---|" + "---|" * len(runs)]
+        for key in filters:
+            cells = []
+            for _, r in runs:
+                entry = r["reads"]["list"].get(key)
+                cells.append(f"{entry['p50_ms']} / {entry['p99_ms']}" if entry else "-")
+            out.append(f"| {key} | " + " | ".join(cells) + " |")
+        out += ["", "Largest tables and indexes, MB (the views' generation suffix dropped):", ""]
+        for label, r in runs:
+            largest = list(r["store"]["by_table"].items())[:6]
+            listed = ", ".join(f"{table.replace('_g1', '')} {size / 1e6:.1f}" for table, size in largest)
+            out.append(f"- {label}: {listed}")
+        out += [""] + [f"- {label}: {provenance(r)}" for label, r in runs] + [""]
+    out += ["![bytes on disk per event by what holds them, against the 3x target](lean.png)", ""]
 
 
 def scaling_points(results: Path) -> dict[str, list[dict[str, Any]]]:

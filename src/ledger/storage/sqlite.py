@@ -48,7 +48,11 @@ class SQLiteDialect(Dialect):
         return f"json_type({column}, ?) IS NOT NULL"
 
     def wildcard(self, expression: str) -> str:
-        return f"{expression} GLOB ?"
+        # `+` keeps SQLite from reading the pattern's literal prefix as a range of an index: a prefix
+        # such as `projects/` spans nearly every name, and once ANALYZE had run SQLite walked the name
+        # index over it and sorted every match (51 ms a page at 100k operations, against 1.5 ms
+        # walking the page order).
+        return f"+{expression} GLOB ?"
 
     def wildcard_pattern(self, value: str) -> str:
         # GLOB's own specials other than * are matched literally by putting them in a class.
