@@ -92,6 +92,8 @@ def run(
     with _out_errors(out):
         if what != "events":
             engine.catch_up()
+        if what == "intervals":
+            store.db.refresh_statistics()  # intervals fold operations' histories, read by name
         with store.db.snapshot() as cursor:
             positions = engine.positions_in(cursor)
             to = engine.log_end(cursor) if what == "events" else min(positions.values())

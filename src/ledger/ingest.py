@@ -39,6 +39,7 @@ from .storage.codec import decode_stored
 from .storage.errors import refused_data
 
 BATCH_LINES = 1000
+_STATISTICS_EVERY = 100  # batches between checks that the database knows the log's size
 OUTPUT_ONLY = ("position", "recordedAt", "hash")
 _FIELDS: dict[str, set[str]] = {
     cls.TYPE: {"type", "name", "occurredAt", "version", *OUTPUT_ONLY, *cls.KEYS.values()}
@@ -130,7 +131,9 @@ class Ingester:
         did not."""
         summary = Summary(snapshots=snapshots)
         documents = snapshot_documents(lines) if snapshots else json_lines(lines)
-        for batch in _batches(documents):
+        for index, batch in enumerate(_batches(documents)):
+            if index % _STATISTICS_EVERY == 0:  # a long ingest grows the log it reads from
+                self.db.refresh_statistics()
             rejections, outcomes = self._batch(batch, snapshots, summary)
             for rejection in rejections:
                 summary.rejected += 1
@@ -142,6 +145,7 @@ class Ingester:
             summary.lines += len(batch)
             if progress:
                 progress(len(batch))
+        self.db.refresh_statistics()  # for the next reader of a log this ingest has grown
         return summary
 
     def _batch(

@@ -391,3 +391,24 @@ def test_parquet_without_pyarrow_names_the_extra(
     assert e.value.code == Code.FAILED_PRECONDITION
     assert "pip install 'ledger[parquet]'" in e.value.message
     assert list(target.iterdir()) == []  # neither the file nor a partial one
+
+
+@needs_postgres
+def test_a_large_ingest_leaves_postgresql_statistics_of_the_log() -> None:
+    """Where autovacuum does not run (it does not on the test database), a log PostgreSQL never
+    measured had every lookup of a batch's names planned as a scan of the whole log; ingest measures
+    it when it has grown past twice what PostgreSQL knows."""
+    schema = f"test_stats_{uuid.uuid4().hex[:8]}"
+    try:
+        with Ledger.open(with_schema(PG_DSN, schema)) as lg:
+            summary = lg.ingest(simulate_lines(3000, seed=5))
+            assert summary["recorded"] > 10_000
+            with lg.parts.db.read() as cursor:
+                cursor.execute(
+                    "SELECT c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = %s AND c.relname = %s",
+                    (schema, lg.parts.db.events_table_name),
+                )
+                assert cursor.fetchone()[0] >= summary["recorded"] * 0.9
+    finally:
+        drop_schema(PG_DSN, schema)

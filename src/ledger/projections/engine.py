@@ -12,6 +12,7 @@ then points the SQL views at them in one transaction; readers keep the old table
 from __future__ import annotations
 
 import logging
+from collections import ChainMap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -350,7 +351,7 @@ class ProjectionEngine:
                 self._states[name], change = landed
                 changes.append(change)
         # Rows are rendered once an operation, from its state at the end of the batch.
-        return rendered(changes, {**self._states, **broken})
+        return rendered(changes, ChainMap(broken, self._states))
 
     def _refold(self, cursor: Cursor, name: str, version: int) -> Operation:
         """The operation's state before `version`, folded from the log again."""
@@ -394,6 +395,7 @@ class ProjectionEngine:
     def _rebuild(
         self, views: Sequence[str], progress: Progress | None, total: Progress | None, batch_size: int | None
     ) -> None:
+        self.db.refresh_statistics()  # the fold reads operations' histories by name
         targets = self._start_building(views)
         if total:
             with self.db.read() as cursor:

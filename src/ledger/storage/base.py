@@ -182,6 +182,10 @@ class Database(ABC):
     def reclaim(self) -> None:  # noqa: B027 - a no-op where the database reclaims space itself
         """Give back the space of dropped tables (after a rebuild), where the database does not itself."""
 
+    def refresh_statistics(self) -> None:  # noqa: B027 - a no-op where plans need no statistics
+        """Before and during long runs over the log (ingest, rebuild, export): give the planner
+        statistics of the log when those it has are far behind its size."""
+
     @abstractmethod
     def close(self) -> None: ...
 

@@ -3,16 +3,19 @@ postgresql:// URL. psycopg is imported where it is used: a SQLite ledger never l
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from eventsourcing.persistence import OperationalError
+from eventsourcing.persistence import OperationalError, PersistenceError
 
 from .base import APPLICATION_NAME, Backend, Cursor, Database, Dialect, Transaction
 from .errors import driver_errors
+
+_log = logging.getLogger("ledger")
 
 
 class PostgresDialect(Dialect):
@@ -122,7 +125,8 @@ class PostgresDatabase(Database):
 
         super().__init__()
         self._driver = psycopg
-        self.dialect = PostgresDialect(schema)
+        self.dialect = dialect = PostgresDialect(schema)
+        self.schema = dialect.schema
         self.events_table = self.dialect.table(events_table)
         self.events_table_name = events_table
         self.events_channel = f'"{events_table}"'  # eventsourcing's NOTIFY channel for new events
@@ -190,6 +194,30 @@ class PostgresDatabase(Database):
     def quick(self) -> Iterator[Cursor]:
         with self._lock, driver_errors(self._driver), self._connection().cursor() as cursor:
             yield cursor  # autocommit: the statement is its own transaction
+
+    def refresh_statistics(self) -> None:
+        """ANALYZE the log when PostgreSQL has never measured it or it has more than doubled since.
+        Autovacuum does this where it runs; where it does not, a list of 500 names (ingest, folding
+        the past) was planned as a scan of the whole log, over 5 s a statement at 4M events, where
+        the key finds them in under 1 ms. ANALYZE samples: 0.3 s at 4M events."""
+        if self.read_only:
+            return
+        try:
+            with self.quick() as cursor:
+                cursor.execute(
+                    "SELECT c.reltuples, (SELECT MAX(notification_id) FROM "
+                    f"{self.events_table}) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = %s AND c.relname = %s",
+                    (self.schema, self.events_table_name),
+                )
+                row = cursor.fetchone()
+                if row is None:
+                    return
+                measured, end = float(row[0]), int(row[1] or 0)
+                if end > 2 * max(measured, 0) + 10_000:
+                    cursor.execute(f"ANALYZE {self.events_table}")
+        except PersistenceError as e:  # not the table's owner, say: plans stay as they were
+            _log.warning("ledger: could not ANALYZE the event log: %s", e)
 
     def close(self) -> None:
         with self._lock:
