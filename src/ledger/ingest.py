@@ -39,7 +39,6 @@ from .storage.codec import decode_stored
 from .storage.errors import refused_data
 
 BATCH_LINES = 1000
-_STATISTICS_EVERY = 100  # batches between checks that the database knows the log's size
 OUTPUT_ONLY = ("position", "recordedAt", "hash")
 _FIELDS: dict[str, set[str]] = {
     cls.TYPE: {"type", "name", "occurredAt", "version", *OUTPUT_ONLY, *cls.KEYS.values()}
@@ -131,9 +130,8 @@ class Ingester:
         did not."""
         summary = Summary(snapshots=snapshots)
         documents = snapshot_documents(lines) if snapshots else json_lines(lines)
-        for index, batch in enumerate(_batches(documents)):
-            if index % _STATISTICS_EVERY == 0:  # a long ingest grows the log it reads from
-                self.db.refresh_statistics()
+        for batch in _batches(documents):
+            self.db.refresh_statistics()  # a long ingest grows the log it reads its batches' names from
             rejections, outcomes = self._batch(batch, snapshots, summary)
             for rejection in rejections:
                 summary.rejected += 1

@@ -18,12 +18,10 @@ from .domain.timestamps import Timestamp
 from .domain.values import JSONObject
 from .projections import history, queries
 from .projections.engine import ProjectionEngine
-from .projections.rows import OPERATION_COLUMNS, sortable_time
+from .projections.rows import COLUMN_AT, sortable_time
 from .storage import log
 from .storage.codec import decode_stored
 from .storage.store import Store
-
-_BODY = OPERATION_COLUMNS.index("body")
 
 
 class Reader:
@@ -47,12 +45,14 @@ class Reader:
             until = history.until_time(sortable_time(when))
         with self.db.quick() as cursor:
             then = history.past_changes(cursor, self.db, self.store.transcoder, [name], until).get(name)
-            latest = log.latest_version(cursor, self.db, name) if version is not None else 0
-        if then is None or then.deleted or (version is not None and then.version != version):
-            if version is not None and 0 < latest < version:
+        if then is not None and not then.deleted and (version is None or then.version == version):
+            return bytes(then.row[COLUMN_AT["body"]])
+        if version is not None:
+            with self.db.quick() as cursor:
+                latest = log.latest_version(cursor, self.db, name)
+            if 0 < latest < version:
                 raise LedgerError(Code.NOT_FOUND, f"operation {name!r} has no version {version} (latest: {latest})")
-            raise not_found(name)
-        return bytes(then.row[_BODY])
+        raise not_found(name)
 
     def page(self, request: queries.ListRequest) -> queries.Page:
         self.engine.catch_up()

@@ -13,12 +13,9 @@ from ..domain.operation import State
 from ..domain.timestamps import format_timestamp
 from ..storage import log
 from ..storage.base import Cursor, Database, Dialect
-from . import history
-from .history import until_position
-from .rows import OPERATION_COLUMNS, stored_time
+from .history import changes_until, until_position
+from .rows import COLUMN_AT, stored_time
 from .views import Change, sql_view
-
-_AT = {column: OPERATION_COLUMNS.index(column) for column in OPERATION_COLUMNS}
 
 
 def _time(value: str | None) -> str | None:
@@ -73,7 +70,7 @@ def intervals(
     begun = log.closed_in(cursor, db, since, to) if since > 0 else []
     for start in range(0, len(begun), chunk):
         part = begun[start : start + chunk]
-        folded = history.changes_until(cursor, db, transcoder, sorted({n for _, n, _ in part}), until_position(to))
+        folded = changes_until(cursor, db, transcoder, sorted({n for _, n, _ in part}), until_position(to))
         for _, name, version in part:
             yield from _interval(folded.get(name, []), version, to)
     after = since
@@ -81,7 +78,7 @@ def intervals(
         events = log.read_after(cursor, db, after, chunk, upto=to)
         if not events:
             return
-        folded = history.changes_until(cursor, db, transcoder, sorted({e.name for e in events}), until_position(to))
+        folded = changes_until(cursor, db, transcoder, sorted({e.name for e in events}), until_position(to))
         for event in events:
             yield from _interval(folded.get(event.name, []), int(event.version), to)
         after = int(events[-1].position)
@@ -96,16 +93,16 @@ def _interval(changes: list[Change], version: int, to: int) -> Iterator[dict[str
     ended = changes[version] if len(changes) > version and changes[version].position <= to else None
     yield {
         "name": began.name,
-        "parent": row[_AT["parent"]],
+        "parent": row[COLUMN_AT["parent"]],
         "version": began.version,
-        "state": row[_AT["state"]],
-        "verb": row[_AT["verb"]],
-        "target": row[_AT["target"]],
+        "state": row[COLUMN_AT["state"]],
+        "verb": row[COLUMN_AT["verb"]],
+        "target": row[COLUMN_AT["target"]],
         "validFrom": _time(began.occurred_at),
         "validTo": _time(ended.occurred_at) if ended else None,
         "validFromPosition": began.position,
         "validToPosition": ended.position if ended else None,
-        "errorCode": row[_AT["error_code"]],
-        "cancelRequested": bool(row[_AT["cancel_requested"]]),
-        "metadataType": row[_AT["metadata_type"]],
+        "errorCode": row[COLUMN_AT["error_code"]],
+        "cancelRequested": bool(row[COLUMN_AT["cancel_requested"]]),
+        "metadataType": row[COLUMN_AT["metadata_type"]],
     }

@@ -12,7 +12,7 @@ from eventsourcing.persistence import Transcoder
 
 from ..domain.operation import Operation
 from ..storage import log
-from ..storage.base import Cursor, Database
+from ..storage.base import Cursor, Database, LogRow
 from ..storage.codec import decode_stored
 from .views import Change, project
 
@@ -65,7 +65,7 @@ def past_changes(
     return {name: changes[-1] for name, changes in changes_until(cursor, db, transcoder, names, until).items()}
 
 
-def _landed(state: Operation | None, row: Any, transcoder: Transcoder) -> tuple[Operation, Change] | None:
+def _landed(state: Operation | None, row: LogRow, transcoder: Transcoder) -> tuple[Operation, Change] | None:
     try:
         event = decode_stored(row.name, row.version, row.topic, row.state, transcoder)
         return project(state, event, int(row.position))

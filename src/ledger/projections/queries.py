@@ -19,7 +19,7 @@ from ..domain.timestamps import Timestamp
 from ..domain.values import MAX_POSITION
 from ..storage.base import Cursor, Dialect
 from . import history
-from .rows import OPERATION_COLUMNS, sortable_time
+from .rows import COLUMN_AT, OPERATION_COLUMNS, sortable_time
 from .views import ROW_KEYS, column_types, sql_view
 
 DEFAULT_PAGE_SIZE = 50
@@ -71,8 +71,6 @@ def operation_body(cursor: Cursor, d: Dialect, name: str) -> bytes | None:
 
 # What a flat listing (csv, table) shows: the view's own columns, whatever the metadata convention.
 FLAT_COLUMNS = ("name", "state", "verb", "target", "create_time", "end_time", "error_code", "metadata_type")
-_AT = {column: OPERATION_COLUMNS.index(column) for column in FLAT_COLUMNS}
-_BODY = OPERATION_COLUMNS.index("body")
 _BEYOND = "(create_time < ? OR (create_time = ? AND name > ?))"  # after a page's last row, in page order
 DELETED = State.DELETED.value
 
@@ -151,7 +149,7 @@ def list_page(cursor: Cursor, d: Dialect, request: ListRequest, view_position: i
                 found.append((_body(row[0]), dict(zip(FLAT_COLUMNS, row[1:-1], strict=True))))
             elif row[1] in matching:
                 past_row = then[row[1]]
-                found.append((bytes(past_row[_BODY]), {c: past_row[_AT[c]] for c in FLAT_COLUMNS}))
+                found.append((bytes(past_row[COLUMN_AT["body"]]), {c: past_row[COLUMN_AT[c]] for c in FLAT_COLUMNS}))
         if len(rows) < limit:
             break
         key = (rows[-1][1 + FLAT_COLUMNS.index("create_time")], rows[-1][1])

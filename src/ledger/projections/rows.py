@@ -34,6 +34,7 @@ OPERATION_COLUMNS = (
     "body",
     "metadata",
 )
+COLUMN_AT = {column: index for index, column in enumerate(OPERATION_COLUMNS)}  # where a row holds each
 
 
 sortable_time = format_sortable

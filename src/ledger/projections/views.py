@@ -162,10 +162,11 @@ class OperationsView(View):
         )
 
     def position_of(self, row: tuple[Any, ...]) -> int:
-        return int(row[len(OPERATION_COLUMNS) + ROW_KEYS.index("position")])
+        return int(row[_POSITION])
 
 
 VIEWS: dict[str, View] = {view.name: view for view in (OperationsView(),)}
+_POSITION = len(OPERATION_COLUMNS) + ROW_KEYS.index("position")  # in an operations view row
 
 
 def project(

@@ -184,7 +184,7 @@ class Database(ABC):
 
     def refresh_statistics(self) -> None:  # noqa: B027 - a no-op where plans need no statistics
         """Before and during long runs over the log (ingest, rebuild, export): give the planner
-        statistics of the log when those it has are far behind its size."""
+        statistics of the log when those it has are far behind its size. Cheap to ask often."""
 
     @abstractmethod
     def close(self) -> None: ...
