@@ -17,7 +17,7 @@ from .domain.rendering import render_event
 from .domain.timestamps import Timestamp
 from .domain.values import JSONObject
 from .projections import history, queries
-from .projections.engine import ProjectionEngine
+from .projections.engine import ProjectionEngine, behind
 from .projections.rows import COLUMN_AT, sortable_time
 from .storage import log
 from .storage.codec import decode_stored
@@ -31,13 +31,12 @@ class Reader:
     def operation(self, name: str, version: int | None = None, when: Timestamp | None = None) -> bytes:
         """The Operation JSON bytes: now, as the view stores them, or at a version or as of a time,
         folded from the operation's events."""
-        self.engine.catch_up()
         if version is None and when is None:
-            with self.db.quick() as cursor:
-                body = queries.operation_body(cursor, self.db.dialect, name)
+            body = self._current_body(name)
             if body is None:
                 raise not_found(name)
             return body
+        self.engine.catch_up()
         if version is not None:
             until = history.until_version(version)
         else:
@@ -53,6 +52,18 @@ class Reader:
             if 0 < latest < version:
                 raise LedgerError(Code.NOT_FOUND, f"operation {name!r} has no version {version} (latest: {latest})")
         raise not_found(name)
+
+    def _current_body(self, name: str) -> bytes | None:
+        """The view's body, read with the views' lag in one statement: a body read while the views
+        were behind is read again once they have caught up."""
+        d = self.db.dialect
+        with self.db.quick() as cursor:
+            body, lag = queries.operation_body(cursor, d, name, self.engine.lag_sql())
+        if behind(lag) and not self.db.read_only:
+            self.engine.catch_up()
+            with self.db.quick() as cursor:
+                body, _ = queries.operation_body(cursor, d, name)
+        return body
 
     def page(self, request: queries.ListRequest) -> queries.Page:
         self.engine.catch_up()

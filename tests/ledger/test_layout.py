@@ -111,7 +111,9 @@ def _back_to_layout_2(lg: Ledger) -> None:
     operations, versions = d.table("ledger_operations_g1"), d.table("ledger_versions_g1")
     _sql(lg, f"DROP VIEW {d.table('ledger_operations')}")
     _sql(lg, f"DELETE FROM {operations} WHERE state = 'DELETED'")
+    _sql(lg, f"DROP INDEX {d.table('ledger_operations_g1_order')}")  # layout 3's carries changed_time
     _sql(lg, f"ALTER TABLE {operations} DROP COLUMN changed_time")
+    _sql(lg, f'CREATE INDEX "ledger_operations_g1_order" ON {operations} (create_time DESC, name)')
     _sql(lg, f"CREATE TABLE {versions} (name {d.text} NOT NULL, version INTEGER NOT NULL, body {d.blob} NOT NULL)")
     _sql(lg, f"INSERT INTO {versions} SELECT name, version, body FROM {operations}")
     for name, table in (("operations", operations), ("versions", versions)):

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +250,69 @@ def test_list_as_of_equals_what_list_returned_then(ledger: Ledger) -> None:
         now = [ledger.list(q.get("parent"), filter=q.get("filter", ""), page_size=3, as_of=at) for q in queries]
         assert [page["operations"] for page in now] == [page["operations"] for page in then], at
     assert ledger.list(as_of="2026-11-21T09:00:00Z") == {"operations": []}
+
+
+def test_every_page_as_of_a_time_walks_what_one_whole_page_returned_then(ledger: Ledger) -> None:
+    """Pages as of a time read the rows unchanged since as they stand and fold the others back: with
+    pages of two, a listing interleaves both kinds on every page and reads many changed rows a page."""
+    names = [f"projects/p/operations/op-{i:02d}" for i in range(30)]
+    steps: list[str] = []
+    for i, name in enumerate(names):  # created in order, each ended or changed by a later step
+        steps.append(f"2026-11-21T10:00:{i:02d}Z")
+        ledger.create(name, occurred_at=steps[-1])
+    for i, name in enumerate(names[::2]):
+        steps.append(f"2026-11-21T10:01:{i:02d}Z")
+        if i % 3 == 0:
+            ledger.fail(name, code=5, message="gone", occurred_at=steps[-1])
+        elif i % 3 == 1:
+            ledger.succeed(name, occurred_at=steps[-1])
+        else:
+            ledger.progress(name, progress_percent=50, occurred_at=steps[-1])
+    filters: dict[str, Callable[[dict[str, Any]], bool]] = {
+        "": lambda op: True,
+        "done = false": lambda op: not op.get("done"),
+        "error.code = 5 OR done = false": lambda op: op.get("error", {}).get("code") == 5 or not op.get("done"),
+        "done = true": lambda op: bool(op.get("done")),
+    }
+    points = [steps[5], steps[29], steps[33], steps[-1]]
+    later = "2026-11-21T10:02:00Z"
+    whole_then = {
+        (at, f): ledger.list(filter=f, page_size=1000, as_of=at)["operations"] for at in points for f in filters
+    }
+    for name in sorted({*names[1::4], *names[::6]}):  # changed after every point: their rows are folded back
+        ledger.delete(name, occurred_at=later)
+    for (at, f), whole in whole_then.items():  # each operation, folded alone to that time
+        then = [ledger.get(n, as_of=at) for i, n in reversed(list(enumerate(names))) if steps[i] <= at]
+        assert whole == [op for op in then if filters[f](op)], (at, f)
+        walked, token = [], ""
+        while True:
+            page = ledger.list(filter=f, page_size=2, page_token=token, as_of=at)
+            assert len(page["operations"]) <= 2
+            walked += page["operations"]
+            token = page.get("nextPageToken", "")
+            if not token:
+                break
+        assert walked == whole, (at, f)
+    assert [o["name"] for o in whole_then[(steps[29], "")]] == names[::-1]
+
+
+def test_a_page_as_of_a_time_finds_a_changed_match_behind_changed_rows_that_do_not_match(ledger: Ledger) -> None:
+    """In page order: three operations running then and done since, one done then and deleted since,
+    three done then and unchanged. The first page of two as of then holds the deleted one first."""
+
+    def at(second: int) -> str:
+        return f"2026-11-21T10:00:{second:02d}Z"
+
+    for i, name in enumerate(["s1", "s2", "s3", "m", "x1", "x2", "x3"]):
+        ledger.create(f"operations/{name}", occurred_at=at(i))
+    for i, name in enumerate(["s1", "s2", "s3", "m"]):
+        ledger.succeed(f"operations/{name}", occurred_at=at(10 + i))
+    then = at(20)
+    for i, name in enumerate(["x1", "x2", "x3"]):
+        ledger.succeed(f"operations/{name}", occurred_at=at(30 + i))
+    ledger.delete("operations/m", occurred_at=at(40))
+    page = ledger.list(filter="done = true", page_size=2, as_of=then)
+    assert [op["name"] for op in page["operations"]] == ["operations/m", "operations/s3"]
 
 
 def test_pg_env_is_set_in_ci() -> None:

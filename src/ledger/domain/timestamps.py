@@ -19,6 +19,7 @@ Timestamp = NewType("Timestamp", int)
 _NS_PER_S = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = _EPOCH.toordinal()
+_NAIVE_EPOCH = datetime(1970, 1, 1)
 MIN_TIMESTAMP = Timestamp(int((datetime(1, 1, 1, tzinfo=UTC) - _EPOCH).total_seconds()) * _NS_PER_S)
 _LAST_SECOND = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 MAX_TIMESTAMP = Timestamp((int((_LAST_SECOND - _EPOCH).total_seconds()) + 1) * _NS_PER_S - 1)
@@ -119,9 +120,9 @@ def format_sortable(ts: Timestamp) -> str:
 
 @lru_cache(maxsize=1 << 16)
 def _second_text(seconds: int) -> str:
-    t = _EPOCH + timedelta(seconds=seconds)
-    # Not strftime: its %Y drops the leading zeros of years before 1000.
-    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+    # isoformat of a naive whole second is exactly `YYYY-MM-DDTHH:MM:SS`, years before 1000 with their
+    # leading zeros (which strftime's %Y drops), at half the cost of formatting each field.
+    return (_NAIVE_EPOCH + timedelta(seconds=seconds)).isoformat()
 
 
 def to_datetime(ts: Timestamp) -> datetime:

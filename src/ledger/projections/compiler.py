@@ -37,6 +37,11 @@ _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
 class Condition:
     sql: str
     params: list[Any] = field(default_factory=list)
+    columns: frozenset[str] = frozenset()  # the view's columns `sql` reads
+
+
+def _of(column: str, condition: Condition) -> Condition:
+    return Condition(condition.sql, condition.params, condition.columns | {column})
 
 
 def compile_filter(node: Node | None, dialect: Dialect, metadata_column: bool = False) -> Condition:
@@ -59,40 +64,46 @@ class _Compiler:
         if isinstance(node, And | Or):
             parts = [self.node(part, negated) for part in node.parts]
             joiner = " AND " if isinstance(node, And) else " OR "
-            return Condition("(" + joiner.join(p.sql for p in parts) + ")", [v for p in parts for v in p.params])
+            return Condition(
+                "(" + joiner.join(p.sql for p in parts) + ")",
+                [v for p in parts for v in p.params],
+                frozenset().union(*(p.columns for p in parts)),
+            )
         if isinstance(node, Not):
             inner = self.node(node.part, True)
-            return Condition(f"(NOT {inner.sql})", inner.params)
+            return Condition(f"(NOT {inner.sql})", inner.params, inner.columns)
         condition = self.restriction(node)
         if negated:
-            return Condition(f"COALESCE(({condition.sql}), FALSE)", condition.params)
-        return Condition(f"({condition.sql})", condition.params)
+            return Condition(f"COALESCE(({condition.sql}), FALSE)", condition.params, condition.columns)
+        return Condition(f"({condition.sql})", condition.params, condition.columns)
 
     def restriction(self, r: Restriction) -> Condition:
         member = r.member
         if member in TEXT_FIELDS:
-            return self.text(TEXT_FIELDS[member], r)
+            return _of(TEXT_FIELDS[member], self.text(TEXT_FIELDS[member], r))
         if member in TIME_FIELDS:
-            return self.time(TIME_FIELDS[member], r)
+            return _of(TIME_FIELDS[member], self.time(TIME_FIELDS[member], r))
         if member == "done":
             equal = self.boolean(r)
-            return Condition("state <> 'RUNNING'" if equal else "state = 'RUNNING'")
+            return _of("state", Condition("state <> 'RUNNING'" if equal else "state = 'RUNNING'"))
         if member == "cancelRequested":
-            return Condition("cancel_requested = ?", [1 if self.boolean(r) else 0])
+            return _of("cancel_requested", Condition("cancel_requested = ?", [1 if self.boolean(r) else 0]))
         if member == "state":
-            return self.state(r)
+            return _of("state", self.state(r))
         if member == "error.code":
-            return self.code(r)
+            return _of("error_code", self.code(r))
         if member in ("error", "response") and r.comparator == ":" and r.value == "*" and not r.quoted:
-            return Condition("error_code IS NOT NULL" if member == "error" else "response_type IS NOT NULL")
+            if member == "error":
+                return _of("error_code", Condition("error_code IS NOT NULL"))
+            return _of("response_type", Condition("response_type IS NOT NULL"))
         prefix, _, path = member.partition(".")
         if prefix in JSON_PREFIXES and path:
             segments = tuple(path.split("."))
             if any(segment.isdigit() for segment in segments):
                 raise filter_error(r.position, f"{member} indexes into a list, which filters do not support")
             if prefix == "metadata" and self.metadata_column:
-                return self.json("metadata", segments, r)
-            return self.json(self.d.body_json, (prefix, *segments), r)
+                return _of("metadata", self.json("metadata", segments, r))
+            return _of("body", self.json(self.d.body_json, (prefix, *segments), r))
         raise filter_error(r.position, f"unknown field {member!r}")
 
     def _comparators(self, r: Restriction, allowed: tuple[str, ...]) -> None:

@@ -35,6 +35,11 @@ _log = logging.getLogger("ledger")
 Progress = Callable[[int], None]
 
 
+def behind(lag: Any) -> bool:
+    """Whether a lag selected with `lag_sql` says a catch-up has something to apply."""
+    return lag is not None and int(lag) > 0
+
+
 @dataclass
 class Target:
     view: str
@@ -199,20 +204,21 @@ class ProjectionEngine:
             end = self.log_end(cursor)
         return {view: end - position for view, position in self.positions().items()}
 
+    def lag_sql(self, role: str = CURRENT) -> tuple[str, tuple[Any, ...]]:
+        """An expression (and its parameters) for how many positions the `role` views' laggard is
+        behind the log's end, NULL when there is no view or no event. A read selects it beside its
+        rows, so that reading views that are current (the common case) is a single statement."""
+        return f"(({log.end_query(self.db)}) - (SELECT MIN(position) FROM {self._projections} WHERE role = ?))", (role,)
+
     def catch_up(self, role: str = CURRENT, progress: Progress | None = None) -> int:
         """Apply everything recorded after the views' positions; return how many events were applied."""
         applied = 0
         if self.db.read_only:  # a copy kept out of writers' reach: read the views as they stand
             return 0
         with self.db.quick() as cursor:  # the common case, nothing new: one statement, no write lock
-            cursor.execute(
-                self.d.sql(
-                    f"SELECT (SELECT MIN(position) FROM {self._projections} WHERE role = ?), ({log.end_query(self.db)})"
-                ),
-                (role,),
-            )
-            behind, end = cursor.fetchone()
-            if behind is None or int(behind) >= int(end or 0):
+            lag, params = self.lag_sql(role)
+            cursor.execute(self.d.sql(f"SELECT {lag}"), params)
+            if not behind(cursor.fetchone()[0]):
                 return 0
         while True:
             count = self._apply_batch(role)

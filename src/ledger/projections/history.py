@@ -14,7 +14,8 @@ from ..domain.operation import Operation
 from ..storage import log
 from ..storage.base import Cursor, Database, LogRow
 from ..storage.codec import decode_stored
-from .views import Change, project
+from .rows import sortable_time
+from .views import Change, project, rendered
 
 # Where a read of the past stops: it takes the events the predicate admits, in version order, up to
 # the first it refuses.
@@ -42,33 +43,51 @@ def changes_until(
 
     Events the views cannot show (undecodable, out of sequence) end an operation's fold, as they end
     the views' own."""
+    return _fold(cursor, db, transcoder, names, until, render=True)[0]
+
+
+def past_changes(
+    cursor: Cursor, db: Database, transcoder: Transcoder, names: Sequence[str], until: Until
+) -> dict[str, Change]:
+    """Each named operation's state at the point `until` marks, as the Change of its last event there.
+    Only that state is rendered into a row, not the ones before it."""
+    found, states = _fold(cursor, db, transcoder, names, until, render=False)
+    return {change.name: change for change in rendered([changes[-1] for changes in found.values()], states)}
+
+
+def _fold(
+    cursor: Cursor, db: Database, transcoder: Transcoder, names: Sequence[str], until: Until, render: bool
+) -> tuple[dict[str, list[Change]], dict[str, Operation]]:
+    """The Changes of `changes_until`, each with its row when `render`, and each operation's state."""
     found: dict[str, list[Change]] = {}
+    states: dict[str, Operation] = {}
     name, state, stopped = None, None, True
     for row in log.histories(cursor, db, names):
         if row.name != name:
             name, state, stopped = row.name, None, False
         if stopped:
             continue
-        landed = _landed(state, row, transcoder)
-        if landed is None or not until(landed[1]):
+        landed = _landed(state, row, transcoder, until, render)
+        if landed is None:
             stopped = True
             continue
         state, change = landed
+        states[row.name] = state
         found.setdefault(row.name, []).append(change)
-    return found
+    return found, states
 
 
-def past_changes(
-    cursor: Cursor, db: Database, transcoder: Transcoder, names: Sequence[str], until: Until
-) -> dict[str, Change]:
-    """Each named operation's state at the point `until` marks, as the Change of its last event there."""
-    return {name: changes[-1] for name, changes in changes_until(cursor, db, transcoder, names, until).items()}
-
-
-def _landed(state: Operation | None, row: LogRow, transcoder: Transcoder) -> tuple[Operation, Change] | None:
+def _landed(
+    state: Operation | None, row: LogRow, transcoder: Transcoder, until: Until, render: bool
+) -> tuple[Operation, Change] | None:
+    """The state and Change after the event `row` holds; None when it is past `until`, or cannot be
+    folded. `until` is asked first: a fold that does not render changes the state in place."""
     try:
         event = decode_stored(row.name, row.version, row.topic, row.state, transcoder)
-        return project(state, event, int(row.position))
+        mark = Change(int(row.position), row.name, row.version, sortable_time(event.occurred_at), (), False)
+        if not until(mark):
+            return None
+        return project(state, event, int(row.position), render)
     except Exception:  # undecodable or unfoldable: audit reports it; a read shows what came before
         return None
 

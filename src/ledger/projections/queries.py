@@ -8,7 +8,7 @@ import binascii
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -21,6 +21,9 @@ from ..storage.base import Cursor, Dialect
 from . import history
 from .rows import COLUMN_AT, OPERATION_COLUMNS, sortable_time
 from .views import ROW_KEYS, column_types, sql_view
+
+if TYPE_CHECKING:  # the filter language is loaded by the first list: `get` never needs it
+    from .compiler import Condition
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -61,17 +64,22 @@ def page_size(size: int) -> int:
     return min(size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
-def operation_body(cursor: Cursor, d: Dialect, name: str) -> bytes | None:
+def operation_body(
+    cursor: Cursor, d: Dialect, name: str, beside: tuple[str, tuple[Any, ...]] = ("NULL", ())
+) -> tuple[bytes | None, Any]:
+    """The operation's Operation JSON as the view stores it (None when it has none), and the value
+    of the expression `beside` (with its parameters), selected in the same statement."""
+    expression, params = beside
     cursor.execute(
-        d.sql(f"SELECT body FROM {sql_view(d, 'operations')} WHERE name = ? AND state <> ?"), (name, DELETED)
+        d.sql(f"SELECT (SELECT body FROM {sql_view(d, 'operations')} WHERE name = ? AND state <> ?), {expression}"),
+        (name, DELETED, *params),
     )
-    row = cursor.fetchone()
-    return _body(row[0]) if row else None
+    body, value = cursor.fetchone()
+    return (_body(body) if body is not None else None), value
 
 
 # What a flat listing (csv, table) shows: the view's own columns, whatever the metadata convention.
 FLAT_COLUMNS = ("name", "state", "verb", "target", "create_time", "end_time", "error_code", "metadata_type")
-_BEYOND = "(create_time < ? OR (create_time = ? AND name > ?))"  # after a page's last row, in page order
 DELETED = State.DELETED.value
 
 # The rows (OPERATION_COLUMNS) of the named operations that existed, undeleted, at a past point.
@@ -98,9 +106,6 @@ def list_page(cursor: Cursor, d: Dialect, request: ListRequest, view_position: i
     The first page reads the operations view, at `view_position`; the token carries that position, and
     later pages read the operations as they were there, so a listing is one snapshot however long it
     is read: an operation that changes, or appears, after the first page neither moves nor shows up.
-    A page as of an earlier position or time reads each row that has not changed since as it stands
-    and folds the others back to that point from their events (`past`), then filters those with
-    the same condition.
     """
     # The filter language is loaded here, not at the top: `get` never needs it (start-up time of single commands).
     from .compiler import compile_filter
@@ -111,65 +116,138 @@ def list_page(cursor: Cursor, d: Dialect, request: ListRequest, view_position: i
     after = _decode_token(request.page_token, request.binding) if request.page_token else None
     condition = compile_filter(tree, d, metadata_column=True)
     pinned = after[2] if after is not None else view_position
-    scope, scope_params = ["TRUE"], list[Any]()
+    scope = Where(["TRUE"], [])
     if request.parent is not None:
-        scope.append("parent = ?")
-        scope_params.append(request.parent)
-    wanted, wanted_params = f"state <> ? AND {condition.sql}", [DELETED, *condition.params]
-    stands, stands_params, until = "1", list[Any](), None  # the present: every row as it stands
-    point: str | int
-    if request.as_of is not None or after is not None:
+        scope = scope.also("parent = ?", request.parent)
+    wanted = scope.also("state <> ?", DELETED).also(condition.sql, *condition.params)
+    key = (after[0], after[1]) if after is not None else None
+    if request.as_of is None and after is None:  # the present: every row as it stands
+        rows = _select(cursor, d, _SHOWN, wanted, key, size + 1)
+        found = [_shown(row) for row in rows]
+    else:
         if request.as_of is not None:
             at = sortable_time(request.as_of)
-            scope.append("create_time <= ?")
-            scope_params.append(at)
-            unchanged, point, until = "changed_time <= ?", at, history.until_time(at)
+            scope, wanted = scope.also("create_time <= ?", at), wanted.also("create_time <= ?", at)
+            unchanged = Where(["changed_time <= ?"], [at])
+            until = history.until_time(at)
         else:
-            unchanged, point, until = "position <= ?", pinned, history.until_position(pinned)
-        stands, stands_params = f"CASE WHEN {unchanged} THEN 1 ELSE 0 END", [point]
-        wanted, wanted_params = f"({unchanged} AND {wanted}) OR NOT {unchanged}", [point, *wanted_params, point]
-    found: list[tuple[bytes, dict[str, Any]]] = []
-    key = (after[0], after[1]) if after is not None else None
-    limit = size + 1
-    while len(found) <= size:
-        beyond, beyond_params = ("TRUE", []) if key is None else (_BEYOND, [key[0], key[0], key[1]])
-        cursor.execute(
-            d.sql(
-                f"SELECT body, {', '.join(FLAT_COLUMNS)}, {stands} FROM {sql_view(d, 'operations')} "
-                f"WHERE {' AND '.join(scope)} AND {beyond} AND ({wanted}) ORDER BY create_time DESC, name LIMIT ?"
-            ),
-            [*stands_params, *scope_params, *beyond_params, *wanted_params, limit],
+            unchanged, until = Where(["position <= ?"], [pinned]), history.until_position(pinned)
+        found = _past_page(
+            cursor, d, size, key, condition, wanted.also(unchanged), scope.excluding(unchanged), until, past
         )
-        rows = cursor.fetchall()
-        changed = [row[1] for row in rows if not row[-1]]
-        then = past(changed, until) if changed and until is not None else {}
-        matching = _matching(cursor, d, condition, list(then.values())) if then else set()
-        for row in rows:
-            if row[-1]:
-                found.append((_body(row[0]), dict(zip(FLAT_COLUMNS, row[1:-1], strict=True))))
-            elif row[1] in matching:
-                past_row = then[row[1]]
-                found.append((bytes(past_row[COLUMN_AT["body"]]), {c: past_row[COLUMN_AT[c]] for c in FLAT_COLUMNS}))
-        if len(rows) < limit:
-            break
-        key = (rows[-1][1 + FLAT_COLUMNS.index("create_time")], rows[-1][1])
-        limit = min(limit * 2, MAX_PAGE_SIZE)  # rows that were otherwise then: read further at once
     page, more = found[:size], len(found) > size
     flat = [row for _, row in page]
     token = _encode_token(flat[-1]["create_time"], flat[-1]["name"], request.binding, pinned) if more else ""
     return Page([body for body, _ in page], flat, token)
 
 
-def _matching(cursor: Cursor, d: Dialect, condition: Any, rows: list[tuple[Any, ...]]) -> set[str]:
-    """The names of `rows` (OPERATION_COLUMNS) that meet `condition`, asked of the database itself so
-    that a folded row is filtered exactly as a stored one."""
-    one = "(" + ", ".join(_typed_placeholder(column_types(d)[c]) for c in OPERATION_COLUMNS) + ")"
+@dataclass(frozen=True)
+class Where:
+    """Conditions to AND together, with their parameters in order."""
+
+    terms: list[str]
+    params: list[Any]
+
+    def also(self, term: str | Where, *params: Any) -> Where:
+        if isinstance(term, Where):
+            return Where([*self.terms, *term.terms], [*self.params, *term.params])
+        return Where([*self.terms, term], [*self.params, *params])
+
+    def excluding(self, excluded: Where) -> Where:
+        """These conditions, and not all of `excluded`."""
+        return Where([*self.terms, f"NOT ({' AND '.join(excluded.terms)})"], [*self.params, *excluded.params])
+
+    @property
+    def sql(self) -> str:
+        return " AND ".join(f"({term})" for term in self.terms)
+
+
+Key = tuple[str, str]  # (create_time, name): where a row stands in page order
+_SHOWN = ("body", *FLAT_COLUMNS)
+# After a key in page order; before it, or it. Each with a bare bound on create_time, which the
+# database can seek an index to (an OR alone it reads row by row from the start of the order).
+_BEYOND = "create_time <= ? AND (create_time < ? OR name > ?)"
+_UP_TO = "create_time >= ? AND (create_time > ? OR name <= ?)"
+
+
+def _select(
+    cursor: Cursor, d: Dialect, columns: tuple[str, ...], where: Where, key: Key | None, limit: int
+) -> list[Any]:
+    """Up to `limit` rows' `columns` that meet `where`, after `key` in page order."""
+    if key is not None:
+        where = where.also(_BEYOND, key[0], key[0], key[1])
     cursor.execute(
         d.sql(
-            f"WITH past ({', '.join(OPERATION_COLUMNS)}) AS (VALUES {', '.join([one] * len(rows))}) "
+            f"SELECT {', '.join(columns)} FROM {sql_view(d, 'operations')} WHERE {where.sql} "
+            "ORDER BY create_time DESC, name LIMIT ?"
+        ),
+        [*where.params, limit],
+    )
+    return cursor.fetchall()
+
+
+def _shown(row: tuple[Any, ...]) -> tuple[bytes, dict[str, Any]]:
+    return _body(row[0]), dict(zip(FLAT_COLUMNS, row[1:], strict=True))
+
+
+def _past_page(
+    cursor: Cursor,
+    d: Dialect,
+    size: int,
+    key: Key | None,
+    condition: Condition,
+    stood: Where,
+    changed: Where,
+    until: history.Until,
+    past: PastRows,
+) -> list[tuple[bytes, dict[str, Any]]]:
+    """The first `size + 1` operations after `key`, as they were at the point `until` marks.
+
+    A row that has not changed since that point is as it was then: the database filters those with
+    the indexes of a present listing (`stood`). The rows changed since (`changed`), between `key` and
+    the last of those the page can hold, are folded back to the point from their events and then
+    filtered with the same condition, a stretch of the page order at a time."""
+    found = [_shown(row) for row in _select(cursor, d, _SHOWN, stood, key, size + 1)]
+    if len(found) > size:  # no row after the last of these can be on the page
+        last = found[-1][1]
+        changed = changed.also(_UP_TO, last["create_time"], last["create_time"], last["name"])
+    edge, limit = key, size + 1
+    while True:
+        rows = _select(cursor, d, ("name", "create_time"), changed, edge, limit)
+        then = past([name for name, _ in rows], until) if rows else {}
+        matching = _matching(cursor, d, condition, list(then.values())) if then else set()
+        for name, _ in rows:
+            if name in matching:
+                row = then[name]
+                found.append((bytes(row[COLUMN_AT["body"]]), {c: row[COLUMN_AT[c]] for c in FLAT_COLUMNS}))
+        if len(rows) < limit:
+            break
+        edge = (rows[-1][1], rows[-1][0])
+        if sum(1 for _, flat in found if _up_to(flat, edge)) > size:  # the page is whole before the edge
+            break
+        limit = min(limit * 2, MAX_PAGE_SIZE)
+    found.sort(key=lambda shown: shown[1]["name"])
+    found.sort(key=lambda shown: shown[1]["create_time"], reverse=True)  # stable: by name within a time
+    return found
+
+
+def _up_to(flat: dict[str, Any], edge: Key) -> bool:
+    """Whether a row stands before `edge` in page order, or is it."""
+    return bool(flat["create_time"] > edge[0] or (flat["create_time"] == edge[0] and flat["name"] <= edge[1]))
+
+
+def _matching(cursor: Cursor, d: Dialect, condition: Condition, rows: list[tuple[Any, ...]]) -> set[str]:
+    """The names of `rows` (OPERATION_COLUMNS) that meet `condition`, asked of the database itself so
+    that a folded row is filtered exactly as a stored one. Only the columns the condition reads are
+    sent: a row's body and metadata are most of its bytes."""
+    columns = ["name", *(c for c in OPERATION_COLUMNS if c in condition.columns and c != "name")]
+    one = "(" + ", ".join(_typed_placeholder(column_types(d)[c]) for c in columns) + ")"
+    cursor.execute(
+        d.sql(
+            f"WITH past ({', '.join(columns)}) AS (VALUES {', '.join([one] * len(rows))}) "
             f"SELECT name FROM past WHERE {condition.sql}"
         ),
-        [*(value for row in rows for value in row), *condition.params],
+        [*(row[COLUMN_AT[c]] for row in rows for c in columns), *condition.params],
     )
     return {name for (name,) in cursor.fetchall()}
 

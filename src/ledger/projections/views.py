@@ -131,7 +131,9 @@ class OperationsView(View):
     def index_statements(self, d: Dialect, generation: int) -> list[str]:
         order = "create_time DESC, name"
         return [
-            self._index(d, generation, "order", order),
+            # The time a row last changed rides in the order index: a page as of a past time looks for
+            # the rows changed since (to fold back) along the order, which then reads no row itself.
+            self._index(d, generation, "order", f"{order}, changed_time"),
             self._index(d, generation, "parent", f"parent, {order}"),
             self._index(d, generation, "state", f"state, {order}"),
             # Fields filtered by equality carry the page order too: `error.code = X` then reads its
