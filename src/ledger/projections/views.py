@@ -154,14 +154,7 @@ class OperationsView(View):
 
     def write(self, cursor: Cursor, d: Dialect, generation: int, rows: Sequence[tuple[Any, ...]]) -> None:
         columns = (*OPERATION_COLUMNS, *ROW_KEYS)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
-        cursor.executemany(
-            d.sql(
-                f"INSERT INTO {d.table(self.table(generation))} ({', '.join(columns)}) "
-                f"VALUES ({values_placeholders(d, columns)}) ON CONFLICT (name) DO UPDATE SET {updates}"
-            ),
-            rows,
-        )
+        d.upsert(cursor, d.table(self.table(generation)), columns, values_placeholders(d, columns), "name", rows)
 
     def position_of(self, row: tuple[Any, ...]) -> int:
         return int(row[_POSITION])

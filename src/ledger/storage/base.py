@@ -108,6 +108,26 @@ class Dialect:
         """SQL for `column` in a list of `count` parameters; True when the list goes as one array parameter."""
         raise NotImplementedError
 
+    def upsert(
+        self,
+        cursor: Cursor,
+        table: str,
+        columns: Sequence[str],
+        placeholders: str,
+        key: str,
+        rows: Sequence[tuple[Any, ...]],
+    ) -> None:
+        """Insert `rows` into `table` (as `table()` names it), each in place of the row with its `key`
+        where there is one; no two of `rows` share a key. `placeholders`: one row's parameters."""
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+        cursor.executemany(
+            self.sql(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) "
+                f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+            ),
+            rows,
+        )
+
     def table_exists(self, cursor: Cursor, name: str) -> bool:
         raise NotImplementedError
 

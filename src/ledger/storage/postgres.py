@@ -17,6 +17,7 @@ from .errors import driver_errors
 
 _log = logging.getLogger("ledger")
 _STATISTICS_AFTER = 1_000  # events written before refresh_statistics looks at the log again
+_COPY_FROM = 64  # rows an upsert copies in rather than inserts one by one
 
 
 class PostgresDialect(Dialect):
@@ -40,6 +41,34 @@ class PostgresDialect(Dialect):
 
     def table(self, name: str) -> str:
         return f'"{self.schema}"."{name}"'
+
+    def upsert(
+        self,
+        cursor: Cursor,
+        table: str,
+        columns: Sequence[str],
+        placeholders: str,
+        key: str,
+        rows: Sequence[tuple[Any, ...]],
+    ) -> None:
+        """Many rows are copied into a temporary table of the same columns (COPY: one stream, no
+        statement a row) and upserted from there in one statement. A rebuild's writer spent 6.5 to
+        7.2 s writing 100k operations' rows one INSERT each, and 5.1 to 5.6 s so (2 cores, 2026-12-05)."""
+        if len(rows) < _COPY_FROM:
+            super().upsert(cursor, table, columns, placeholders, key, rows)
+            return
+        listed = ", ".join(columns)
+        incoming = '"' + table.replace('"', "").replace(".", "_") + '_incoming"'
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {incoming} (LIKE {table}) ON COMMIT DELETE ROWS")
+        with cursor.copy(f"COPY {incoming} ({listed}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            for row in rows:
+                copy.write_row(row)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+        cursor.execute(
+            f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {incoming} "
+            f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        )
+        cursor.execute(f"DELETE FROM {incoming}")  # for a second upsert in the same transaction
 
     def integrity_problems(self, cursor: Cursor) -> list[str]:
         """amcheck's `bt_index_check` on every btree index of the ledger's schema, where the extension
