@@ -149,23 +149,3 @@ def test_a_store_turned_back_into_layout_2_is_rebuilt_on_each_backend(ledger_url
         assert [o["name"] for o in lg.list(filter="metadata.step = 2")["operations"]] == [name]
         assert [o["name"] for o in lg.list(filter="error.code = 5")["operations"]] == [f"{name}-failed"]
         _exercise(lg, name)
-
-
-def _pages(path: Path) -> tuple[int, int]:
-    """A SQLite file's auto-vacuum mode (2: incremental) and its count of free pages."""
-    with sqlite3.connect(path) as conn:
-        return conn.execute("PRAGMA auto_vacuum").fetchone()[0], conn.execute("PRAGMA freelist_count").fetchone()[0]
-
-
-def test_a_replay_gives_back_the_pages_of_the_views_it_dropped(tmp_path: Path) -> None:
-    made_now, older = tmp_path / "now.db", tmp_path / "layout2.db"
-    shutil.copy(STORES / "layout2.db", older)  # made before files were incremental
-    assert _pages(older)[0] == 0
-    with Ledger.open(f"sqlite:///{made_now}") as lg:
-        for i in range(300):
-            lg.create(f"projects/p/operations/op-{i}", metadata={"@type": "type.googleapis.com/acme.M", "n": i})
-    for path in (made_now, older):
-        with Ledger.open(f"sqlite:///{path}") as lg:
-            lg.replay()
-            assert lg.audit()["ok"]
-        assert _pages(path) == (2, 0), path  # incremental now, and nothing left free

@@ -79,9 +79,6 @@ class SQLiteDialect(Dialect):
         return cursor.fetchone() is not None
 
 
-_INCREMENTAL = 2  # PRAGMA auto_vacuum's value for incremental
-
-
 class SQLiteDatabase(Database):
     dialect = SQLiteDialect()
     position_column = "rowid"
@@ -201,18 +198,10 @@ class SQLiteDatabase(Database):
                 cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def reclaim(self) -> None:
-        """Give back the pages of the generation of the views a rebuild dropped (a quarter to half of
-        the file), holding the writer lock. A file in incremental auto-vacuum mode (every file the
-        ledger makes) moves the pages at its end into the free ones and is cut short: 1.0 s against
-        2.0 s for a VACUUM, which rewrites the whole file, at 100k operations. An older file is
-        VACUUMed, which also puts it in that mode."""
-        with self._lock, driver_errors(sqlite3):
-            connection = self._connection()
-            if connection.execute("PRAGMA auto_vacuum").fetchone()[0] == _INCREMENTAL:
-                connection.executescript("PRAGMA incremental_vacuum;")  # run to its end: execute() takes one page
-            else:
-                connection.execute("PRAGMA auto_vacuum = INCREMENTAL")  # which the VACUUM gives the file
-                connection.execute("VACUUM")
+        """VACUUM: a rebuild drops a whole generation of the views, which otherwise stays in the file
+        as free pages (about half of it). It rewrites the file once, holding the writer lock."""
+        with self.quick() as cursor:
+            cursor.execute("VACUUM")
 
     def close(self) -> None:
         with self._lock:
@@ -245,14 +234,12 @@ class SQLiteBackend(Backend):
     @contextmanager
     def setting_up(self) -> Iterator[None]:
         """Put the file in WAL mode before eventsourcing opens it: switching takes a lock that the
-        busy timeout does not wait for, so processes opening one new file at once would fail. A new
-        file is made in incremental auto-vacuum mode first, which only a file without tables can take."""
+        busy timeout does not wait for, so processes opening one new file at once would fail."""
         deadline = time.monotonic() + 10
         while True:
             try:
                 conn = sqlite3.connect(self.path, timeout=10)
                 try:
-                    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
                     conn.execute("PRAGMA journal_mode=WAL")
                 finally:
                     conn.close()
