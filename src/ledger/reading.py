@@ -18,7 +18,7 @@ from .domain.timestamps import Timestamp
 from .domain.values import JSONObject
 from .projections import history, queries
 from .projections.engine import ProjectionEngine, behind
-from .projections.rows import COLUMN_AT, sortable_time
+from .projections.rows import COLUMN_AT
 from .storage import log
 from .storage.codec import decode_stored
 from .storage.store import Store
@@ -41,7 +41,7 @@ class Reader:
             until = history.until_version(version)
         else:
             assert when is not None
-            until = history.until_time(sortable_time(when))
+            until = history.until_time(when)
         with self.db.quick() as cursor:
             then = history.past_changes(cursor, self.db, self.store.transcoder, [name], until).get(name)
         if then is not None and not then.deleted and (version is None or then.version == version):

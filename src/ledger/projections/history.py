@@ -10,29 +10,29 @@ from typing import Any
 
 from eventsourcing.persistence import Transcoder
 
-from ..domain.operation import Operation
+from ..domain.operation import Operation, OperationEvent
+from ..domain.timestamps import Timestamp
 from ..storage import log
 from ..storage.base import Cursor, Database, LogRow
 from ..storage.codec import decode_stored
-from .rows import sortable_time
 from .views import Change, project, rendered
 
-# Where a read of the past stops: it takes the events the predicate admits, in version order, up to
-# the first it refuses.
-Until = Callable[[Change], bool]
+# Where a read of the past stops: it takes the events the predicate admits (an event and its log
+# position), in version order, up to the first it refuses. It is asked before the event is applied.
+Until = Callable[[OperationEvent, int], bool]
 
 
 def until_version(version: int) -> Until:
-    return lambda change: change.version <= version
+    return lambda event, position: event.originator_version <= version
 
 
 def until_position(position: int) -> Until:
-    return lambda change: change.position <= position
+    return lambda event, at: at <= position
 
 
-def until_time(sortable: str) -> Until:
-    """Every event that occurred at or before a time (sortable text, as the views store times)."""
-    return lambda change: change.occurred_at <= sortable
+def until_time(when: Timestamp) -> Until:
+    """Every event that occurred at or before a time."""
+    return lambda event, position: event.occurred_at <= when
 
 
 def changes_until(
@@ -84,8 +84,7 @@ def _landed(
     folded. `until` is asked first: a fold that does not render changes the state in place."""
     try:
         event = decode_stored(row.name, row.version, row.topic, row.state, transcoder)
-        mark = Change(int(row.position), row.name, row.version, sortable_time(event.occurred_at), (), False)
-        if not until(mark):
+        if not until(event, int(row.position)):
             return None
         return project(state, event, int(row.position), render)
     except Exception:  # undecodable or unfoldable: audit reports it; a read shows what came before

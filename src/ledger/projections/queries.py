@@ -129,7 +129,7 @@ def list_page(cursor: Cursor, d: Dialect, request: ListRequest, view_position: i
             at = sortable_time(request.as_of)
             scope, wanted = scope.also("create_time <= ?", at), wanted.also("create_time <= ?", at)
             unchanged = Where(["changed_time <= ?"], [at])
-            until = history.until_time(at)
+            until = history.until_time(request.as_of)
         else:
             unchanged, until = Where(["position <= ?"], [pinned]), history.until_position(pinned)
         found = _past_page(

@@ -45,6 +45,14 @@ class LogRow(NamedTuple):
     state: bytes
 
 
+Rows = Sequence[tuple[Any, ...]]
+
+
+def replacing(columns: Sequence[str], key: str) -> str:
+    """The clause that makes an INSERT of `columns` replace the row its `key` already names."""
+    return f"ON CONFLICT ({key}) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+
+
 class Dialect:
     """What differs between SQLite and PostgreSQL in the SQL the ledger writes."""
 
@@ -109,22 +117,12 @@ class Dialect:
         raise NotImplementedError
 
     def upsert(
-        self,
-        cursor: Cursor,
-        table: str,
-        columns: Sequence[str],
-        placeholders: str,
-        key: str,
-        rows: Sequence[tuple[Any, ...]],
+        self, cursor: Cursor, table: str, columns: Sequence[str], placeholders: str, key: str, rows: Rows
     ) -> None:
         """Insert `rows` into `table` (as `table()` names it), each in place of the row with its `key`
         where there is one; no two of `rows` share a key. `placeholders`: one row's parameters."""
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
         cursor.executemany(
-            self.sql(
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) "
-                f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
-            ),
+            self.sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) {replacing(columns, key)}"),
             rows,
         )
 
