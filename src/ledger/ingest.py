@@ -95,7 +95,7 @@ class _Known:
         op = None
         if self.op is not None:
             op = self.op.copy()
-            op.pending, op.saved = list(self.op.pending), self.op.saved
+            op.pending = list(self.op.pending)
         return _Known(op, set(self.signatures), dict(self.by_version), self.history)
 
     def passed(self) -> list[JSONObject]:

@@ -76,9 +76,6 @@ class Operation:
     # False when the stored history breaks the sequence a fold needs (see `follows`): the views skip
     # such events, so a write after them is left to the views' own catch-up.
     in_sequence: bool = field(default=True, repr=False, compare=False)
-    # The state before the pending events (None when they begin with Created), so a write can
-    # project each pending event from the state it followed without reading the log back.
-    saved: Operation | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -119,12 +116,12 @@ class Operation:
         new metadata dict), so the copy keeps this state whatever follows."""
         state = object.__new__(Operation)
         state.__dict__.update(self.__dict__)
-        state.pending, state.saved = [], None
+        state.pending = []
         return state
 
     def collect_events(self) -> list[OperationEvent]:
         """eventsourcing's protocol: hand over the events not yet saved."""
-        collected, self.pending, self.saved = self.pending, [], None
+        collected, self.pending = self.pending, []
         return collected
 
     def trigger(self, event_class: type[OperationEvent], occurred_at: Timestamp, **values: Any) -> None:
@@ -134,8 +131,6 @@ class Operation:
     def append(self, event: OperationEvent) -> None:
         """Apply an event built by `next_after` on this state, unless it breaks a rule; keep it pending."""
         refuse_if_broken(self, event)
-        if not self.pending:
-            self.saved = self.copy()
         event.mutate(self)
         self.pending.append(event)
 

@@ -24,6 +24,7 @@ from ..storage import log
 from ..storage.base import Cursor, Database, LogRow
 from ..storage.codec import decode_stored
 from . import sharded
+from .rows import operation_row
 from .views import LAYOUT, VIEWS, Change, fits, generation_table, project, rendered, sql_view
 
 PROJECTIONS_TABLE = "ledger_projections"
@@ -268,7 +269,8 @@ class ProjectionEngine:
         self, cursor: Cursor, end: int, targets: Sequence[Target], ops: Sequence[Operation], positions: Sequence[int]
     ) -> dict[str, Operation] | None:
         """Inside the transaction that appended `ops`' pending events (at `positions`, after log
-        position `end`): project them from the states they followed, without reading them back.
+        position `end`): project them from the states the writer folded them into, without reading
+        them back or folding them again.
 
         Returns each operation's state after them, or None when a view had not reached `end` (the
         next catch-up applies everything in between first, then these).
@@ -279,22 +281,23 @@ class ProjectionEngine:
             return None
         if not all(op.in_sequence for op in ops):
             return None
+        # The view keeps one row an operation: its last event's, rendered from the state after it.
+        # Each pending event was applied by `Operation.append`, which refuses what would not fit.
         changes: list[Change] = []
         states: dict[str, Operation] = {}
-        at = iter(positions)
+        written = 0
         for op in ops:
-            state = op.saved.copy() if op.saved else None  # a copy to fold: the caller keeps `op`
-            for event in op.pending:
-                landed = project(state, event, next(at), render=False)
-                if landed is None:  # not a sequence the views can show: leave it to catch-up
-                    return None
-                state, change = landed
-                changes.append(change)
-            if state is not None:
-                states[op.name] = state
+            if not op.pending:
+                continue
+            written += len(op.pending)
+            last, state = op.pending[-1], op.copy()  # a copy: the caller keeps `op`
+            position = positions[written - 1]
+            row = operation_row(state)
+            changes.append(Change(position, op.name, last.originator_version, last.occurred_at, row, state.deleted))
+            states[op.name] = state
         if not changes:
             return states
-        changes = sorted(rendered(changes, states), key=lambda change: change.position)
+        changes.sort(key=lambda change: change.position)
         for target in targets:
             VIEWS[target.view].apply(cursor, self.d, target.generation, changes)
         self._move(cursor, targets, changes[-1].position)

@@ -18,10 +18,6 @@ from .rows import COLUMN_AT, stored_time
 from .views import Change, sql_view
 
 
-def _time(value: str | None) -> str | None:
-    return format_timestamp(stored_time(value)) if value else None
-
-
 def operations(cursor: Cursor, d: Dialect, since: int, to: int, chunk: int) -> Iterator[dict[str, Any]]:
     """Operations whose latest event is in (since, to], as they are now, by position then name; a
     deleted one is not there (its Deleted event is in the events feed)."""
@@ -98,8 +94,8 @@ def _interval(changes: list[Change], version: int, to: int) -> Iterator[dict[str
         "state": row[COLUMN_AT["state"]],
         "verb": row[COLUMN_AT["verb"]],
         "target": row[COLUMN_AT["target"]],
-        "validFrom": _time(began.occurred_at),
-        "validTo": _time(ended.occurred_at) if ended else None,
+        "validFrom": format_timestamp(began.occurred_at),
+        "validTo": format_timestamp(ended.occurred_at) if ended else None,
         "validFromPosition": began.position,
         "validToPosition": ended.position if ended else None,
         "errorCode": row[COLUMN_AT["error_code"]],

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..domain.operation import Operation, OperationEvent, follows
+from ..domain.timestamps import Timestamp
 from ..storage.base import Cursor, Dialect
 from .rows import OPERATION_COLUMNS, operation_row, sortable_time
 
@@ -37,7 +38,7 @@ class Change:
     position: int
     name: str
     version: int
-    occurred_at: str  # sortable time
+    occurred_at: Timestamp  # the event's; a view row keeps its operation's last as `changed_time`
     row: tuple[Any, ...]  # OPERATION_COLUMNS; a deleted operation's state is DELETED
     deleted: bool
 
@@ -180,9 +181,8 @@ def project(
     assert event is not None
     after = event.mutate(op)
     assert after is not None
-    occurred = sortable_time(event.occurred_at)
     row = operation_row(after) if render else ()
-    return after, Change(position, after.name, event.originator_version, occurred, row, after.deleted)
+    return after, Change(position, after.name, event.originator_version, event.occurred_at, row, after.deleted)
 
 
 def rendered(changes: Sequence[Change], states: Mapping[str, Operation]) -> list[Change]:
@@ -204,4 +204,4 @@ def operation_rows(changes: Sequence[Change]) -> list[tuple[Any, ...]]:
     latest: dict[str, Change] = {}
     for change in changes:
         latest[change.name] = change
-    return [(*c.row, c.version, c.position, c.occurred_at) for c in latest.values()]
+    return [(*c.row, c.version, c.position, sortable_time(c.occurred_at)) for c in latest.values()]
