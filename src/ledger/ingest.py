@@ -153,7 +153,8 @@ class Ingester:
         parsed = [line for _, _, line in batch]
         for attempt in range(3):
             # In file order (not a set's): operations are saved, and take positions, as the file has them.
-            known = self._load(list(dict.fromkeys(name for line in parsed for name in _names(line, snapshots))))
+            named = dict.fromkeys(name for line in parsed for name in _names(line, snapshots))
+            known = self._load([name for name in named if _valid_name(name)])
             rejections: list[Rejection] = []
             outcomes: list[tuple[int, str]] = []
             counts = Summary()
@@ -382,7 +383,7 @@ def _names(line: JSONObject | LedgerError, snapshots: bool) -> list[str]:
         return []
     items = line.get("operations") if snapshots and isinstance(line.get("operations"), list) else [line]
     names = [item.get("name") for item in items if isinstance(item, dict)]  # type: ignore[union-attr]
-    return [name for name in names if isinstance(name, str) and _valid_name(name)]
+    return [name for name in names if isinstance(name, str)]
 
 
 def _valid_name(name: str) -> bool:

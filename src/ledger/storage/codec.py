@@ -36,8 +36,8 @@ class EventMapper(Mapper[str]):
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         event: OperationEvent = domain_event
-        body = event.body()
-        payload = {k: v for k, v in body.items() if k not in ("type", "name", "version")}
+        payload = dict(event.body())  # in the body's order: occurredAt, the fields, recordedAt
+        del payload["type"], payload["name"], payload["version"]
         payload["hash"] = event.hash
         return StoredEvent(event.name, event.originator_version, event.TOPIC, self.transcoder.encode(payload))
 
