@@ -108,6 +108,41 @@ def test_by_name_reads_the_whole_log_in_chunks_in_name_and_version_order(store: 
     assert keys == [(a, 1), (a, 2), (a, 3), (b, 1), (b, 2), (c, 1)]
 
 
+def test_shards_walk_windows_of_events_and_each_reads_whole_operations_of_its_own(store: Store) -> None:
+    """Windows hold `size` events whatever gaps the positions have; within each, the shards' reads
+    together are the window, and every event of an operation falls to the same shard."""
+    db = store.db
+    names = [f"operations/{n:02d}" for n in range(20)]
+    append(db, [event(name, 1) for name in names])
+    append(db, [event(name, 2) for name in names])
+    taken = [row.position for row in everything(db)][3:9]
+    with db.write() as cursor:  # a gap in the positions, as rolled-back writes leave on PostgreSQL
+        cursor.execute(
+            db.dialect.sql(
+                f"DELETE FROM {db.events_table} WHERE {db.position_column} >= ? AND {db.position_column} <= ?"
+            ),
+            (taken[0], taken[-1]),
+        )
+    rows = everything(db)
+    positions = [row.position for row in rows]
+    ends, windows, after = [], [], 0
+    with db.read() as cursor:
+        while after < positions[-1]:
+            end = log.window_end(cursor, db, after, 7, positions[-1])
+            windows.append([log.read_shard(cursor, db, after, end, shard, 2) for shard in range(2)])
+            ends.append(end)
+            after = end
+    assert ends == [*positions[6::7], positions[-1]]  # 34 events: four windows of 7, then 6
+    for (first, second), end in zip(windows, ends, strict=True):
+        start = max((e for e in ends if e < end), default=0)
+        assert sorted(first + second) == [row for row in rows if start < row.position <= end]
+    shard_of = {row.name: shard for pair in windows for shard, read in enumerate(pair) for row in read}
+    assert len(shard_of) == 20 and set(shard_of.values()) == {0, 1}
+    for pair in windows:
+        for shard, read in enumerate(pair):
+            assert all(shard_of[row.name] == shard for row in read)
+
+
 def test_a_taken_name_and_version_is_a_conflict_that_lands_nothing(store: Store) -> None:
     db = store.db
     append(db, [event("operations/a", 1)])

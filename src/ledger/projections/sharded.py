@@ -2,11 +2,11 @@
 
 Folding events into rows is Python work that one interpreter does on one core; writing the rows is
 the database's. So a large rebuild starts one process a shard (a Python running `main` below):
-each reads the same batches of the log (up to the log's end when the rebuild began), folds the
-events of its own operations (a stable hash of the name picks the shard) and writes the rows to its
-stdout; this process writes each batch's rows from every shard and the new position in one
-transaction, in log order, as a serial rebuild does. Killed at any point, the rebuild resumes from
-the last position written, like any other.
+each walks the same windows of log positions (up to the log's end when the rebuild began), reads
+only its own operations' events in each (the database hashes the name: `Dialect.shard_of`), folds
+them and writes the rows to its stdout; this process writes each window's rows from every shard and
+the new position in one transaction, in log order, as a serial rebuild does. Killed at any point,
+the rebuild resumes from the last position written, like any other.
 
 The shards are plain child processes rather than multiprocessing's: those import the caller's main
 module again, which a script that calls `replay()` at its top level does not expect.
@@ -19,7 +19,6 @@ import pickle
 import struct
 import subprocess
 import sys
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
@@ -35,7 +34,7 @@ from .views import VIEWS
 SHARDED_FROM = 100_000
 _FRAME = struct.Struct(">Q")  # the length of each pickled message on a shard's stdout
 
-Batch = tuple[int, int, list[tuple[Any, ...]]]  # the batch's last position, its event count, the rows
+Batch = tuple[int, int, list[tuple[Any, ...]]]  # the window's last position, the shard's events in it, its rows
 
 
 class Writer(Protocol):
@@ -60,10 +59,6 @@ class Shard:
 def usable_cores() -> int:
     """The cores this process may run on: one shard each (sharding is worth it from two)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def shard_of(name: str, count: int) -> int:
-    return zlib.crc32(name.encode("utf-8", "surrogatepass")) % count
 
 
 def fill(
@@ -97,11 +92,11 @@ def fill(
             if not batches:
                 return
             if len(batches) < count or len({position for position, _, _ in batches}) != 1:
-                raise LedgerError(Code.INTERNAL, "the shards of a rebuild read different batches of the log")
-            position, events, _ = batches[0]
+                raise LedgerError(Code.INTERNAL, "the shards of a rebuild read different windows of the log")
+            position = batches[0][0]
             engine.write_building(view, generation, [row for _, _, rows in batches for row in rows], position)
             if progress:
-                progress(events)
+                progress(sum(events for _, events, _ in batches))
     finally:
         for worker in workers:
             if worker.poll() is None:
@@ -145,8 +140,9 @@ def _write_frame(stream: IO[bytes], message: Any) -> None:
 
 
 def fold_shard(shard: Shard, out: IO[bytes]) -> None:
-    """One shard's work: every batch of the log in (start, end], folded for its own operations,
-    each batch written to `out` (with no rows when none of its events are the shard's)."""
+    """One shard's work: the log in (start, end], a window of `batch_size` events at a time, its own
+    operations' events read (the database picks them) and folded, each window's rows written to
+    `out` (none when none of its events are the shard's). Every shard walks the same windows."""
     from .engine import ProjectionEngine  # the engine imports this module
 
     store = Store(open_backend(shard.url))
@@ -155,13 +151,11 @@ def fold_shard(shard: Shard, out: IO[bytes]) -> None:
         after = shard.start
         while after < shard.end:
             with store.db.read() as cursor:
-                records = log.read_after(cursor, store.db, after, shard.batch_size, upto=shard.end)
-                if not records:
-                    break
-                mine = [record for record in records if shard_of(record.name, shard.count) == shard.index]
+                upto = log.window_end(cursor, store.db, after, shard.batch_size, shard.end)
+                mine = log.read_shard(cursor, store.db, after, upto, shard.index, shard.count)
                 rows = VIEWS[shard.view].rows(engine.fold(cursor, mine)) if mine else []
-            after = int(records[-1].position)
-            _write_frame(out, ("batch", after, len(records), rows))
+            after = upto
+            _write_frame(out, ("batch", after, len(mine), rows))
         _write_frame(out, ("done",))
     except Exception as e:  # told to the writer, which stops the rebuild with it
         _write_frame(out, ("failed", f"{type(e).__name__}: {e}"))

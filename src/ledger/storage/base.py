@@ -116,6 +116,11 @@ class Dialect:
         """SQL for `column` in a list of `count` parameters; True when the list goes as one array parameter."""
         raise NotImplementedError
 
+    def shard_of(self, column: str, count: int) -> str:
+        """SQL for a number in [0, count) that a text column's value always gives: which of `count`
+        processes takes the row, decided by the database, which then sends each row to one."""
+        raise NotImplementedError
+
     def upsert(
         self, cursor: Cursor, table: str, columns: Sequence[str], placeholders: str, key: str, rows: Rows
     ) -> None:

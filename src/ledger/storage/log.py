@@ -46,6 +46,35 @@ def read_after(cursor: Cursor, db: Database, after: int, limit: int, upto: int |
     return _rows(cursor)
 
 
+def window_end(cursor: Cursor, db: Database, after: int, size: int, upto: int) -> int:
+    """The position that ends the window of the next `size` events after `after` (none past `upto`):
+    windows of events, not of positions, whatever gaps the positions have."""
+    position = db.position_column
+    cursor.execute(
+        db.dialect.sql(
+            f"SELECT {position} FROM {db.events_table} WHERE {position} > ? AND {position} <= ? "
+            f"ORDER BY {position} LIMIT 1 OFFSET ?"
+        ),
+        (after, upto, size - 1),
+    )
+    row = cursor.fetchone()
+    return int(row[0]) if row else upto
+
+
+def read_shard(cursor: Cursor, db: Database, after: int, upto: int, shard: int, shards: int) -> list[LogRow]:
+    """The events in positions (after, upto] of the operations that fall to `shard` of `shards`
+    (by `Dialect.shard_of`, so every event of an operation falls to the same one), in position order."""
+    position = db.position_column
+    cursor.execute(
+        db.dialect.sql(
+            f"SELECT {position}, {_ROW} FROM {db.events_table} WHERE {position} > ? AND {position} <= ? "
+            f"AND {db.dialect.shard_of('originator_id', shards)} = ? ORDER BY {position}"
+        ),
+        [after, upto, shard],
+    )
+    return _rows(cursor)
+
+
 def histories(cursor: Cursor, db: Database, names: Sequence[str]) -> list[LogRow]:
     """Every event of the named operations, by name and then version."""
     rows: list[LogRow] = []

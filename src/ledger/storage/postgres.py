@@ -135,6 +135,9 @@ class PostgresDialect(Dialect):
     def in_list(self, column: str, count: int) -> tuple[str, bool]:
         return f"{column} = ANY(?)", True
 
+    def shard_of(self, column: str, count: int) -> str:
+        return f"abs(mod(hashtext({column}), {int(count)}))"
+
 
 class PostgresDatabase(Database):
     position_column = "notification_id"

@@ -6,6 +6,7 @@ import os
 import sqlite3
 import time
 import urllib.parse
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -64,6 +65,9 @@ class SQLiteDialect(Dialect):
     def in_list(self, column: str, count: int) -> tuple[str, bool]:
         return f"{column} IN ({', '.join('?' * count)})", False
 
+    def shard_of(self, column: str, count: int) -> str:
+        return f"ledger_shard({column}, {int(count)})"
+
     def integrity_problems(self, cursor: Cursor) -> list[str]:
         """PRAGMA quick_check: every page and record well formed (not index contents against tables,
         which integrity_check adds at several times the cost)."""
@@ -107,6 +111,7 @@ class SQLiteDatabase(Database):
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA secure_delete = OFF")
             conn.execute(f"PRAGMA journal_size_limit = {64 * 1024 * 1024}")  # the WAL after `bulk`
+            conn.create_function("ledger_shard", 2, _shard, deterministic=True)
             self._conn = conn
         return self._conn
 
@@ -260,3 +265,8 @@ class SQLiteBackend(Backend):
             return False
         directory = os.path.dirname(os.path.abspath(self.path))
         return not os.access(self.path, os.W_OK) or not os.access(directory, os.W_OK)
+
+
+def _shard(name: object, count: int) -> int:
+    """`ledger_shard(text, count)`: SQLite has no hash of its own."""
+    return zlib.crc32(str(name).encode("utf-8", "surrogatepass")) % count
