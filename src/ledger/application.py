@@ -29,6 +29,7 @@ from .projections.rows import flat_row
 from .projections.views import VIEWS
 from .reading import Reader, wait_until_done
 from .recording import Recorder
+from .runtime import batch_job
 from .storage.base import Backend, Database
 from .storage.errors import translated_errors
 from .storage.store import LedgerApplication, Store
@@ -328,7 +329,7 @@ class Ledger:
 
         ingester = Ingester(self.parts.db, self.parts.store.mapper.transcoder, save=self.parts.recorder.save)
         encoded = (line.encode() if isinstance(line, str) else line for line in lines)
-        with self.parts.db.bulk():
+        with self.parts.db.bulk(), batch_job():
             summary = ingester.run(
                 encoded, snapshots=snapshots, on_reject=on_reject, on_accept=on_accept, progress=progress
             )

@@ -19,6 +19,7 @@ import ledger
 
 SOURCE = Path(ledger.__file__).parent
 LAYERS = {
+    "runtime": 0,  # interpreter settings for batch jobs, importing nothing of the ledger
     "domain": 0,
     "storage": 1,
     "projections": 2,

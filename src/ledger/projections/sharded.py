@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 from ..domain.errors import Code, LedgerError
+from ..runtime import batch_job
 from ..storage import log
 from ..storage.store import Store
 from ..storage.urls import open_backend
@@ -165,4 +166,5 @@ def fold_shard(shard: Shard, out: IO[bytes]) -> None:
 
 def main() -> None:
     """A shard process: its Shard on stdin (pickled by the rebuild that started it), batches out."""
-    fold_shard(pickle.loads(sys.stdin.buffer.read()), sys.stdout.buffer)  # noqa: S301 - from its parent
+    with batch_job():
+        fold_shard(pickle.loads(sys.stdin.buffer.read()), sys.stdout.buffer)  # noqa: S301 - from its parent
