@@ -31,8 +31,9 @@ from ..storage.urls import open_backend
 from .views import VIEWS
 
 # Below this many events a rebuild stays in one process: starting the others (each imports the
-# ledger) costs about as much as folding this many.
-SHARDED_FROM = 100_000
+# ledger) costs about as much as folding this many. At 40k events two shards already replayed in
+# 0.79 s against 0.87 s in one process on SQLite, 0.93-0.96 s against 0.99 s on PostgreSQL.
+SHARDED_FROM = 20_000
 _FRAME = struct.Struct(">Q")  # the length of each pickled message on a shard's stdout
 
 Batch = tuple[int, int, list[tuple[Any, ...]]]  # the window's last position, the shard's events in it, its rows
