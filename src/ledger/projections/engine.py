@@ -31,7 +31,7 @@ from .views import LAYOUT, VIEWS, Change, fits, generation_table, project, rende
 PROJECTIONS_TABLE = "ledger_projections"
 CURRENT, BUILDING, RETIRED = "current", "building", "retired"
 BATCH_SIZE = 1000
-_CACHE_LIMIT = 20_000  # operations whose latest state is kept between batches
+CACHE_LIMIT = 20_000  # operations whose latest state is kept between batches (most of a fold's memory)
 _log = logging.getLogger("ledger")
 
 Progress = Callable[[int], None]
@@ -51,13 +51,19 @@ class Target:
 
 class ProjectionEngine:
     def __init__(
-        self, db: Database, transcoder: Transcoder, batch_size: int = BATCH_SIZE, url: str | None = None
+        self,
+        db: Database,
+        transcoder: Transcoder,
+        batch_size: int = BATCH_SIZE,
+        url: str | None = None,
+        cached: int = CACHE_LIMIT,
     ) -> None:
         self.db, self.d = db, db.dialect
         self.url = url  # where other processes reach the same database: a large rebuild is sharded
         self.transcoder = transcoder
         self.batch_size = batch_size
         self._states: dict[str, Operation] = {}  # the log's latest state of recently seen operations
+        self._cached = cached  # how many of them at most
         self._projections = self.d.table(PROJECTIONS_TABLE)
 
     # -- setting up -----------------------------------------------------------------------------
@@ -315,7 +321,7 @@ class ProjectionEngine:
 
     def remember(self, states: dict[str, Operation]) -> None:
         """Keep states that a committed write projected, for the catch-ups that follow them."""
-        if len(self._states) + len(states) > _CACHE_LIMIT:
+        if len(self._states) + len(states) > self._cached:
             self._states.clear()
         self._states.update(states)
 
@@ -344,7 +350,7 @@ class ProjectionEngine:
         ]
         if missing:
             self._load_states(cursor, missing, first_version)
-        if len(self._states) > _CACHE_LIMIT:
+        if len(self._states) > self._cached:
             self._states = {name: self._states[name] for name in first_version if name in self._states}
         changes: list[Change] = []
         broken: dict[str, Operation] = {}  # the states before an event that failed half way

@@ -145,11 +145,12 @@ def fold_shard(shard: Shard, out: IO[bytes]) -> None:
     """One shard's work: the log in (start, end], a window of `batch_size` events at a time, its own
     operations' events read (the database picks them) and folded, each window's rows written to
     `out` (none when none of its events are the shard's). Every shard walks the same windows."""
-    from .engine import ProjectionEngine  # the engine imports this module
+    from .engine import CACHE_LIMIT, ProjectionEngine  # the engine imports this module
 
     store = Store(open_backend(shard.url))
     try:
-        engine = ProjectionEngine(store.db, store.transcoder, shard.batch_size)
+        # The shards together keep as many states as one process would: they run side by side.
+        engine = ProjectionEngine(store.db, store.transcoder, shard.batch_size, cached=CACHE_LIMIT // shard.count)
         after = shard.start
         while after < shard.end:
             with store.db.read() as cursor:
