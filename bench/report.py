@@ -152,8 +152,9 @@ def lean_section(out: list[str], results: Path) -> None:
         "replay in layout 3, before it in the earlier runs). Layout 1 is the code before the",
         "lean views (each row holding its metadata and response JSON twice, twelve indexes); layout 2",
         "dropped those copies and four indexes; layout 3, the current one, has no versions view (past",
-        "states are folded from the log), renders a row once an operation a batch, and folds a large",
-        "rebuild in a process a core.",
+        "states are folded from the log), renders a row once an operation a batch, folds a large",
+        "rebuild in a process a core, and keeps its indexes oldest first (a page reads them",
+        "backwards), so that new entries fill their pages.",
         "",
     ]
     rows: list[tuple[str, Any]] = [
