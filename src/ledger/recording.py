@@ -2,7 +2,7 @@
 
 Commands, ingest and the server's `POST /v1/events` all record through `Recorder.save`: the events go
 into eventsourcing's table under its writers' lock and, in the same transaction, into the views,
-projected from the states they followed. A connection found dead is made again once.
+projected from the state the events were folded into. A connection found dead is made again once.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class Recorder:
         """Record the operations' pending events; the views show them before this returns.
 
         The events go into eventsourcing's table under its writers' lock, and in the same transaction
-        into the views, projected from the states they followed: no read back, no decoding, and no
+        into the views, projected from the state they were folded into: no read back, no decoding, no
         moment when the log holds an event the views lack. When the views lag (another writer's
         catch-up failed, or a plain eventsourcing save), they catch up after the commit instead.
         """

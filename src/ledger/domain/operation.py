@@ -203,7 +203,9 @@ class OperationEvent:
         """`cls(name, version, recorded, occurred_at, digest, **values)`, for values keyed by the type's
         own attributes, at a third of the cost: a frozen dataclass's `__init__` sets every field
         through `object.__setattr__`, which was most of decoding a stored event. Fields left out
-        read their defaults from the class, as dataclasses keep them there."""
+        read their defaults from the class, as dataclasses keep them there, so `vars(event)` lacks
+        them (equality, `repr`, `asdict`, `replace` and pickling read attributes and are the same).
+        A new event type joins `EVENT_TYPES`, which `_FACTORIES` is made from."""
         if not values.keys() <= cls.KEYS.keys():
             unknown = sorted(values.keys() - cls.KEYS.keys())
             raise TypeError(f"{cls.TYPE} has no field {unknown[0]!r}")

@@ -2,8 +2,9 @@
 the views' rows and their new position in one transaction, so a crash never applies a batch twice
 or half. Gaps in notification ids (rolled-back inserts) are skipped, never waited for.
 
-A write projects its own events in its own transaction, from the states they followed, whenever
-every view had reached the log's end before them; otherwise the next catch-up reads them back.
+A write projects its own events in its own transaction, from the state its writer folded them into,
+whenever every view had reached the log's end before them; otherwise the next catch-up reads them
+back.
 
 A rebuild fills new generation tables from position 0 (resumable batch by batch), adds indexes,
 then points the SQL views at them in one transaction; readers keep the old tables until then.
@@ -56,14 +57,14 @@ class ProjectionEngine:
         transcoder: Transcoder,
         batch_size: int = BATCH_SIZE,
         url: str | None = None,
-        cached: int = CACHE_LIMIT,
+        cache_limit: int = CACHE_LIMIT,
     ) -> None:
         self.db, self.d = db, db.dialect
         self.url = url  # where other processes reach the same database: a large rebuild is sharded
         self.transcoder = transcoder
         self.batch_size = batch_size
         self._states: dict[str, Operation] = {}  # the log's latest state of recently seen operations
-        self._cached = cached  # how many of them at most
+        self._cache_limit = cache_limit  # how many of them at most
         self._projections = self.d.table(PROJECTIONS_TABLE)
 
     # -- setting up -----------------------------------------------------------------------------
@@ -293,7 +294,7 @@ class ProjectionEngine:
         changes: list[Change] = []
         states: dict[str, Operation] = {}
         written = 0
-        for op in ops:
+        for op in ops:  # `positions` holds each operation's pending events in turn, as they were appended
             if not op.pending:
                 continue
             written += len(op.pending)
@@ -321,7 +322,7 @@ class ProjectionEngine:
 
     def remember(self, states: dict[str, Operation]) -> None:
         """Keep states that a committed write projected, for the catch-ups that follow them."""
-        if len(self._states) + len(states) > self._cached:
+        if len(self._states) + len(states) > self._cache_limit:
             self._states.clear()
         self._states.update(states)
 
@@ -350,7 +351,7 @@ class ProjectionEngine:
         ]
         if missing:
             self._load_states(cursor, missing, first_version)
-        if len(self._states) > self._cached:
+        if len(self._states) > self._cache_limit:
             self._states = {name: self._states[name] for name in first_version if name in self._states}
         changes: list[Change] = []
         broken: dict[str, Operation] = {}  # the states before an event that failed half way

@@ -30,9 +30,10 @@ from ..storage.store import Store
 from ..storage.urls import open_backend
 from .views import VIEWS
 
-# Below this many events a rebuild stays in one process: starting the others (each imports the
-# ledger) costs about as much as folding this many. At 40k events two shards already replayed in
-# 0.79 s against 0.87 s in one process on SQLite, 0.93-0.96 s against 0.99 s on PostgreSQL.
+# Below this many log positions a rebuild stays in one process, as starting the others (each imports
+# the ledger) would cost more than it gains. Measured at 40k events: two shards replayed in 0.79 s
+# against 0.87 s in one process on SQLite, 0.93-0.96 s against 0.99 s on PostgreSQL; half that is
+# left as a margin.
 SHARDED_FROM = 20_000
 _FRAME = struct.Struct(">Q")  # the length of each pickled message on a shard's stdout
 
@@ -74,7 +75,7 @@ def fill(
     count: int,
 ) -> None:
     """Fold the log's events in (start, end] into `view`'s building `generation` with `count`
-    processes, writing each batch and the view's new position together."""
+    processes, writing each window's rows and the view's new position together."""
     workers = []
     try:
         for index in range(count):
@@ -150,7 +151,7 @@ def fold_shard(shard: Shard, out: IO[bytes]) -> None:
     store = Store(open_backend(shard.url))
     try:
         # The shards together keep as many states as one process would: they run side by side.
-        engine = ProjectionEngine(store.db, store.transcoder, shard.batch_size, cached=CACHE_LIMIT // shard.count)
+        engine = ProjectionEngine(store.db, store.transcoder, shard.batch_size, cache_limit=CACHE_LIMIT // shard.count)
         after = shard.start
         while after < shard.end:
             with store.db.read() as cursor:
