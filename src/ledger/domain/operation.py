@@ -191,6 +191,9 @@ class OperationEvent:
     def next_after(cls, op: Operation | None, name: str, occurred_at: Timestamp, values: JSONObject) -> OperationEvent:
         version = op.version + 1 if op else 1
         previous = op.last_hash if op else chain.GENESIS
+        if not values.keys() <= cls.KEYS.keys():  # as the dataclass's own __init__ would refuse them
+            unknown = sorted(values.keys() - cls.KEYS.keys())
+            raise TypeError(f"{cls.TYPE} has no field {unknown[0]!r}")
         event = cls.assembled(name, version, datetime.now(UTC), occurred_at, "", values)
         # Sealed before anyone else sees it: the hash covers the body, which does not hold the hash.
         event.__dict__["hash"] = event.expected_hash(previous)
@@ -205,10 +208,8 @@ class OperationEvent:
         through `object.__setattr__`, which was most of decoding a stored event. Fields left out
         read their defaults from the class, as dataclasses keep them there, so `vars(event)` lacks
         them (equality, `repr`, `asdict`, `replace` and pickling read attributes and are the same).
-        A new event type joins `EVENT_TYPES`, which `_FACTORIES` is made from."""
-        if not values.keys() <= cls.KEYS.keys():
-            unknown = sorted(values.keys() - cls.KEYS.keys())
-            raise TypeError(f"{cls.TYPE} has no field {unknown[0]!r}")
+        A new event type joins `EVENT_TYPES`, which `_FACTORIES` is made from. The caller vouches
+        for the keys (a decoded payload's come from `KEYS`; `next_after` checks its caller's)."""
         event = object.__new__(cls)
         own = event.__dict__
         for attribute, factory in _FACTORIES[cls]:

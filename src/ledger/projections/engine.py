@@ -27,7 +27,7 @@ from ..storage.base import Cursor, Database, LogRow
 from ..storage.codec import decode_stored
 from . import sharded
 from .rows import operation_row
-from .views import LAYOUT, VIEWS, Change, fits, generation_table, project, rendered, sql_view
+from .views import LAYOUT, VIEWS, Change, change_after, fits, generation_table, project, rendered, sql_view
 
 PROJECTIONS_TABLE = "ledger_projections"
 CURRENT, BUILDING, RETIRED = "current", "building", "retired"
@@ -291,21 +291,20 @@ class ProjectionEngine:
             return None
         # The view keeps one row an operation: its last event's, rendered from the state after it.
         # Each pending event was applied by `Operation.append`, which refuses what would not fit.
+        # `positions` rise through each operation's pending events in turn, as they were appended,
+        # so the changes come out in log order.
         changes: list[Change] = []
         states: dict[str, Operation] = {}
         written = 0
-        for op in ops:  # `positions` holds each operation's pending events in turn, as they were appended
+        for op in ops:
             if not op.pending:
                 continue
             written += len(op.pending)
-            last, state = op.pending[-1], op.copy()  # a copy: the caller keeps `op`
-            position = positions[written - 1]
-            row = operation_row(state)
-            changes.append(Change(position, op.name, last.originator_version, last.occurred_at, row, state.deleted))
+            state = op.copy()  # a copy: the caller keeps `op`
+            changes.append(change_after(state, op.pending[-1], positions[written - 1], operation_row(state)))
             states[op.name] = state
         if not changes:
             return states
-        changes.sort(key=lambda change: change.position)
         for target in targets:
             VIEWS[target.view].apply(cursor, self.d, target.generation, changes)
         self._move(cursor, targets, changes[-1].position)

@@ -185,8 +185,12 @@ def project(
     assert event is not None
     after = event.mutate(op)
     assert after is not None
-    row = operation_row(after) if render else ()
-    return after, Change(position, after.name, event.originator_version, event.occurred_at, row, after.deleted)
+    return after, change_after(after, event, position, operation_row(after) if render else ())
+
+
+def change_after(state: Operation, event: OperationEvent, position: int, row: tuple[Any, ...]) -> Change:
+    """The Change of `event` (at `position`) that left the operation in `state`, with its `row`."""
+    return Change(position, state.name, event.originator_version, event.occurred_at, row, state.deleted)
 
 
 def rendered(changes: Sequence[Change], states: Mapping[str, Operation]) -> list[Change]:

@@ -35,15 +35,7 @@ def _rows(cursor: Cursor) -> list[LogRow]:
 
 def read_after(cursor: Cursor, db: Database, after: int, limit: int, upto: int | None = None) -> list[LogRow]:
     """Up to `limit` events after position `after` (and at or before `upto`), in position order."""
-    position = db.position_column
-    bound, params = ("", [after]) if upto is None else (f" AND {position} <= ?", [after, upto])
-    cursor.execute(
-        db.dialect.sql(
-            f"SELECT {position}, {_ROW} FROM {db.events_table} WHERE {position} > ?{bound} ORDER BY {position} LIMIT ?"
-        ),
-        [*params, limit],
-    )
-    return _rows(cursor)
+    return _read(cursor, db, after, upto, limit=limit)
 
 
 def window_end(cursor: Cursor, db: Database, after: int, size: int, upto: int) -> int:
@@ -64,13 +56,34 @@ def window_end(cursor: Cursor, db: Database, after: int, size: int, upto: int) -
 def read_shard(cursor: Cursor, db: Database, after: int, upto: int, shard: int, shards: int) -> list[LogRow]:
     """The events in positions (after, upto] of the operations that fall to `shard` of `shards`
     (by `Dialect.shard_of`, so every event of an operation falls to the same one), in position order."""
+    return _read(cursor, db, after, upto, also=(f"{db.dialect.shard_of('originator_id', shards)} = ?", shard))
+
+
+def _read(
+    cursor: Cursor,
+    db: Database,
+    after: int,
+    upto: int | None,
+    limit: int | None = None,
+    also: tuple[str, int] | None = None,
+) -> list[LogRow]:
+    """The events after `after` (at or before `upto`, meeting `also`'s condition with its parameter),
+    in position order, the first `limit` of them."""
     position = db.position_column
+    where, params = f"{position} > ?", [after]
+    if upto is not None:
+        where += f" AND {position} <= ?"
+        params.append(upto)
+    if also is not None:
+        where += f" AND {also[0]}"
+        params.append(also[1])
+    limited = ""
+    if limit is not None:
+        limited = " LIMIT ?"
+        params.append(limit)
     cursor.execute(
-        db.dialect.sql(
-            f"SELECT {position}, {_ROW} FROM {db.events_table} WHERE {position} > ? AND {position} <= ? "
-            f"AND {db.dialect.shard_of('originator_id', shards)} = ? ORDER BY {position}"
-        ),
-        [after, upto, shard],
+        db.dialect.sql(f"SELECT {position}, {_ROW} FROM {db.events_table} WHERE {where} ORDER BY {position}{limited}"),
+        params,
     )
     return _rows(cursor)
 
